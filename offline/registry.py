@@ -1,0 +1,26 @@
+"""What the offline plan records for every RegisterResource request."""
+
+from dataclasses import dataclass, field
+
+from google.protobuf import struct_pb2
+
+
+@dataclass(frozen=True)
+class Registration:
+    """One RegisterResource request, as the engine would receive it.
+
+    `inputs` is the request's `object` Struct untouched: secrets are still wrapped in
+    the secret signature and values unknown at preview are the SDK's unknown sentinel,
+    exactly what the CLI hands to analyzers.
+    """
+
+    urn: str
+    type: str
+    name: str
+    parent: str
+    custom: bool
+    protect: bool
+    provider: str
+    dependencies: list[str]
+    property_dependencies: dict[str, list[str]]
+    inputs: struct_pb2.Struct = field(repr=False)
