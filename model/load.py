@@ -1,0 +1,75 @@
+"""Read the raw Pulumi config map into a validated StackConfig, or fail naming the key."""
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+from pydantic import ValidationError
+
+from model.invariants import problems
+from model.schema import StackConfig
+
+PROJECT = "seoul-cluster"
+# What the offline plan puts where a secret would be decrypted by the CLI.
+SECRET_PLACEHOLDER = "offline-plan-placeholder-not-a-real-secret"
+
+Lookup = Callable[[str], Any]
+
+
+class ConfigError(Exception):
+    """The stack config is invalid; `lines` name each bad key path and value."""
+
+    def __init__(self, lines: list[str]):
+        super().__init__("\n".join(lines))
+        self.lines = lines
+
+
+def config_keys() -> dict[str, str]:
+    """Model field alias -> fully qualified Pulumi config key."""
+    return {
+        field.alias: field.alias if ":" in field.alias else f"{PROJECT}:{field.alias}"
+        for field in StackConfig.model_fields.values()
+        if field.alias
+    }
+
+
+def load_config(lookup: Lookup) -> StackConfig:
+    """Validate the whole config; `lookup(key)` returns the CLI's raw value or None."""
+    raw = {alias: _decode(lookup(key)) for alias, key in config_keys().items()}
+    raw = {alias: value for alias, value in raw.items() if value is not None}
+    try:
+        cfg = StackConfig.model_validate(raw)
+    except ValidationError as err:
+        raise ConfigError([_describe(e) for e in err.errors()]) from None
+    found = problems(cfg)
+    if found:
+        raise ConfigError([f"{path}: {message}" for path, message in found])
+    return cfg
+
+
+def _decode(value: Any) -> Any:
+    # The CLI hands structured values to the program as JSON text.
+    if isinstance(value, str) and value[:1] in ("{", "["):
+        return json.loads(value)
+    return value
+
+
+def key_path(loc: tuple[int | str, ...]) -> str:
+    path = ""
+    for part in loc:
+        path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else str(part))
+    return path or "config"
+
+
+def _describe(error: dict[str, Any]) -> str:
+    path = key_path(error["loc"])
+    if error["type"] == "missing":
+        hint = ""
+        if path == "ssh.privateKey":
+            hint = f" (set it with: pulumi config set --secret --path '{PROJECT}:ssh.privateKey' < key)"
+        return f"{path}: required key is missing{hint}"
+    message = error["msg"].removeprefix("Value error, ")
+    value = error.get("input")
+    if isinstance(value, dict | list) or "privateKey" in path:
+        return f"{path}: {message}"
+    return f"{path}: {value!r}: {message}"

@@ -1,0 +1,142 @@
+"""Field-level shape of the stack config: names, types, ranges, defaults.
+
+Every default and pinned version lives here, once.
+"""
+
+from ipaddress import IPv4Address, IPv4Network
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, StringConstraints, model_validator
+from pydantic.alias_generators import to_camel
+
+Role = Literal["control-plane", "etcd", "worker", "ingress", "storage"]
+Environment = Literal["prod", "stage"]
+
+# DNS-1123 label: host names become Kubernetes node names and resource names.
+HostName = Annotated[str, StringConstraints(pattern=r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")]
+Version = Annotated[str, StringConstraints(pattern=r"^\d+\.\d+\.\d+$")]
+DevicePath = Annotated[str, StringConstraints(pattern=r"^/dev/[A-Za-z0-9/_-]+$")]
+AsNumber = Annotated[int, Field(ge=1, le=4_294_967_295)]
+Port = Annotated[int, Field(ge=1, le=65_535)]
+
+
+class Model(BaseModel):
+    model_config = ConfigDict(
+        alias_generator=to_camel, populate_by_name=True, extra="forbid", frozen=True
+    )
+
+
+class Ssh(Model):
+    user: Annotated[str, StringConstraints(pattern=r"^[a-z_][a-z0-9_-]{0,31}$")]
+    private_key: SecretStr
+    port: Port = 22
+
+
+class Host(Model):
+    name: HostName
+    address: IPv4Address
+    roles: Annotated[list[Role], Field(min_length=1)]
+    disks: list[DevicePath] = []
+
+    def has(self, role: Role) -> bool:
+        return role in self.roles
+
+
+class TorPeer(Model):
+    address: IPv4Address
+    as_number: AsNumber
+
+
+class Network(Model):
+    node_cidr: IPv4Network
+    pod_cidr: IPv4Network
+    service_cidr: IPv4Network
+    api_vip: IPv4Address
+    # HAProxy listens here on the VIP; kube-apiserver keeps 6443 on each node, so the
+    # two never fight over one port on a control-plane host.
+    api_vip_port: Port = 8443
+    as_number: AsNumber
+    tor_peers: Annotated[list[TorPeer], Field(min_length=1)]
+    load_balancer_cidr: IPv4Network
+    ntp_servers: Annotated[list[str], Field(min_length=1)] = ["0.kr.pool.ntp.org", "1.kr.pool.ntp.org"]
+
+
+class Kubernetes(Model):
+    version: Version
+    container_runtime: Literal["containerd", "docker"] = "containerd"
+    containerd_version: Version = "1.7.22"
+    cri_dockerd_version: Version = "0.3.14"
+    docker_version: Version = "25.0.5"
+
+    @property
+    def minor(self) -> str:
+        """`1.29` for 1.29.6: the pkgs.k8s.io repository is per minor release."""
+        return ".".join(self.version.split(".")[:2])
+
+
+class Etcd(Model):
+    version: Version
+
+
+class CephPool(Model):
+    name: HostName
+    type: Literal["replicated", "erasure"]
+    application: Literal["rbd", "cephfs", "rgw"]
+    size: Annotated[int, Field(ge=1)] | None = None
+    min_size: Annotated[int, Field(ge=1)] | None = None
+    k: Annotated[int, Field(ge=1)] | None = None
+    m: Annotated[int, Field(ge=1)] | None = None
+
+    @model_validator(mode="after")
+    def _settings_fit_type(self) -> "CephPool":
+        if self.type == "replicated":
+            if self.size is None or self.min_size is None:
+                raise ValueError("a replicated pool needs size and minSize")
+            if self.min_size > self.size:
+                raise ValueError(f"minSize {self.min_size} is above size {self.size}")
+        elif self.k is None or self.m is None:
+            raise ValueError("an erasure-coded pool needs k and m")
+        return self
+
+
+class Ceph(Model):
+    version: Version
+    pools: list[CephPool] = []
+
+
+class F5(Model):
+    virtual_address: IPv4Address
+    port: Port = 443
+
+
+class Hardening(Model):
+    ssh_password_authentication: bool = False
+    permit_root_login: bool = False
+    selinux: Literal["enforcing", "permissive"] = "enforcing"
+
+
+class Workload(Model):
+    daily_ingest_tb: Annotated[float, Field(gt=0)]
+    retention_days: Annotated[int, Field(ge=1)]
+
+
+class StackConfig(Model):
+    aws_region: str = Field(alias="aws:region")
+    environment: Environment
+    ssh: Ssh
+    hosts: Annotated[list[Host], Field(min_length=1)]
+    network: Network
+    kubernetes: Kubernetes
+    etcd: Etcd
+    ceph: Ceph
+    f5: F5
+    hardening: Hardening = Hardening()
+    workload: Workload
+
+    def with_role(self, role: Role) -> list[Host]:
+        return [h for h in self.hosts if h.has(role)]
+
+    @property
+    def kubernetes_nodes(self) -> list[Host]:
+        """Hosts that run a kubelet: control planes and every kind of worker."""
+        return [h for h in self.hosts if {"control-plane", "worker", "ingress"} & set(h.roles)]
