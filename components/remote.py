@@ -1,0 +1,108 @@
+"""The two shapes every host step takes: put a file, or run a script from scripts/.
+
+Both keep the command string short, fixed and free of secrets:
+- a file travels on stdin into `sudo install ... /dev/stdin <path>`;
+- a script travels on stdin into `sudo env K=V ... bash -s`.
+Parameters are plain `K=V` words on the command line, not the SSH `environment`
+input, because sshd only accepts variables named in `AcceptEnv`.
+Secrets only ever travel on stdin, and steps that carry them log nothing.
+"""
+
+import hashlib
+import shlex
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+import pulumi
+from pulumi_command import remote
+
+from model.schema import Host, Ssh
+
+SCRIPTS = Path(__file__).resolve().parent.parent / "scripts"
+
+
+@dataclass(frozen=True)
+class Target:
+    """A host and how to reach it over SSH."""
+
+    host: Host
+    connection: remote.ConnectionArgs
+
+
+def target(host: Host, ssh: Ssh, private_key: pulumi.Input[str]) -> Target:
+    return Target(
+        host=host,
+        connection=remote.ConnectionArgs(
+            host=str(host.address),
+            port=ssh.port,
+            user=ssh.user,
+            private_key=pulumi.Output.secret(private_key),
+            dial_error_limit=20,
+            per_dial_timeout=30,
+        ),
+    )
+
+
+@cache
+def script(name: str) -> str:
+    return (SCRIPTS / name).read_text()
+
+
+def digest(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def install_command(path: str, mode: str) -> str:
+    return f"sudo install -D -m {mode} -o root -g root /dev/stdin {shlex.quote(path)}"
+
+
+def script_command(env: dict[str, str]) -> str:
+    words = " ".join(f"{k}={shlex.quote(v)}" for k, v in env.items())
+    return f"sudo env {words} bash -s" if words else "sudo bash -s"
+
+
+def put_file(
+    name: str,
+    to: Target,
+    path: str,
+    content: pulumi.Input[str],
+    opts: pulumi.ResourceOptions,
+    mode: str = "0644",
+    secret: bool = False,
+) -> remote.Command:
+    """Write `content` to `path` on the host, owned by root (re-written when it changes)."""
+    return remote.Command(
+        name,
+        connection=to.connection,
+        create=install_command(path, mode),
+        delete=f"sudo rm -f {shlex.quote(path)}",
+        stdin=pulumi.Output.secret(content) if secret else content,
+        logging=remote.Logging.NONE if secret else remote.Logging.STDOUT_AND_STDERR,
+        opts=opts,
+    )
+
+
+def run_script(
+    name: str,
+    to: Target,
+    script_name: str,
+    opts: pulumi.ResourceOptions,
+    env: dict[str, str] | None = None,
+    triggers: list[pulumi.Input[str]] | None = None,
+    delete_script: str | None = None,
+) -> remote.Command:
+    """Run scripts/<script_name> as root with `env`; re-run when it, env or triggers change."""
+    env = env or {}
+    delete = None
+    if delete_script:
+        delete = f"{script_command(env).removesuffix(' bash -s')} bash -c {shlex.quote(script(delete_script))}"
+    return remote.Command(
+        name,
+        connection=to.connection,
+        create=script_command(env),
+        stdin=script(script_name),
+        delete=delete,
+        triggers=triggers,
+        opts=opts,
+    )
