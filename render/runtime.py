@@ -1,0 +1,145 @@
+"""Container runtime and Kubernetes packages on every Kubernetes node.
+
+containerd (default): the CRI plugin with the runc v2 shim and `SystemdCgroup = true`,
+matching the kubelet's systemd cgroup driver. docker: Docker Engine plus cri-dockerd,
+the CRI shim the kubelet needs since dockershim left Kubernetes 1.24.
+"""
+
+from model.schema import StackConfig
+
+CONTAINERD_CONFIG = "/etc/containerd/config.toml"
+CONTAINERD_SOCKET = "unix:///run/containerd/containerd.sock"
+CRI_DOCKERD_SOCKET = "unix:///run/cri-dockerd.sock"
+DOCKER_DAEMON_JSON = "/etc/docker/daemon.json"
+CRICTL_YAML = "/etc/crictl.yaml"
+KUBERNETES_REPO = "/etc/yum.repos.d/kubernetes.repo"
+DOCKER_REPO = "/etc/yum.repos.d/docker-ce.repo"
+MODULES_CONF = "/etc/modules-load.d/kubernetes.conf"
+SYSCTL_CONF = "/etc/sysctl.d/90-kubernetes.conf"
+
+# The pause image kubeadm 1.29 expects; containerd must use the same one or the
+# kubelet and the runtime disagree about the sandbox image.
+PAUSE_IMAGE = "registry.k8s.io/pause:3.9"
+
+# sha256 of cri-dockerd-<version>.amd64.tgz (github.com/Mirantis/cri-dockerd/releases).
+# Only used with kubernetes.containerRuntime: docker; a release without a reviewed
+# checksum here stops the run before anything is touched.
+CRI_DOCKERD_SHA256: dict[str, str] = {
+    "0.3.11": "b2475988f3b86d85c7835269121171e35c92454ad5f4cd6252183b0fccd74d63",
+}
+
+
+class UnknownRelease(ValueError):
+    pass
+
+
+def cri_socket(cfg: StackConfig) -> str:
+    return CONTAINERD_SOCKET if cfg.kubernetes.container_runtime == "containerd" else CRI_DOCKERD_SOCKET
+
+
+def check_releases(cfg: StackConfig) -> None:
+    """Refuse a runtime whose downloads cannot be verified."""
+    k8s = cfg.kubernetes
+    if k8s.container_runtime == "docker" and k8s.cri_dockerd_version not in CRI_DOCKERD_SHA256:
+        raise UnknownRelease(
+            f"kubernetes.criDockerdVersion: {k8s.cri_dockerd_version!r}: no reviewed sha256 in "
+            "render/runtime.py CRI_DOCKERD_SHA256; add it from the release page before using docker"
+        )
+
+
+def containerd_config() -> str:
+    return f"""\
+# containerd: rendered by seoul-cluster (render/runtime.py). Do not edit.
+version = 2
+
+[plugins."io.containerd.grpc.v1.cri"]
+  sandbox_image = "{PAUSE_IMAGE}"
+
+[plugins."io.containerd.grpc.v1.cri".containerd]
+  default_runtime_name = "runc"
+
+[plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]
+  runtime_type = "io.containerd.runc.v2"
+
+[plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc.options]
+  SystemdCgroup = true
+
+[plugins."io.containerd.grpc.v1.cri".cni]
+  bin_dir = "/opt/cni/bin"
+  conf_dir = "/etc/cni/net.d"
+"""
+
+
+def docker_daemon_json() -> str:
+    return """\
+{
+  "exec-opts": ["native.cgroupdriver=systemd"],
+  "log-driver": "json-file",
+  "log-opts": {"max-size": "100m", "max-file": "5"},
+  "live-restore": true,
+  "storage-driver": "overlay2"
+}
+"""
+
+
+def crictl_yaml(cfg: StackConfig) -> str:
+    socket = cri_socket(cfg)
+    return f"runtime-endpoint: {socket}\nimage-endpoint: {socket}\ntimeout: 10\n"
+
+
+def kubernetes_repo(cfg: StackConfig) -> str:
+    minor = cfg.kubernetes.minor
+    base = f"https://pkgs.k8s.io/core:/stable:/v{minor}/rpm/"
+    return f"""\
+# Kubernetes v{minor} packages (pkgs.k8s.io): rendered by seoul-cluster. Do not edit.
+[kubernetes]
+name=Kubernetes v{minor}
+baseurl={base}
+enabled=1
+gpgcheck=1
+repo_gpgcheck=1
+gpgkey={base}repodata/repomd.xml.key
+exclude=kubelet kubeadm kubectl cri-tools kubernetes-cni
+"""
+
+
+def docker_repo() -> str:
+    return """\
+# Docker CE (containerd.io, docker-ce): rendered by seoul-cluster. Do not edit.
+[docker-ce-stable]
+name=Docker CE Stable - $basearch
+baseurl=https://download.docker.com/linux/centos/$releasever/$basearch/stable
+enabled=1
+gpgcheck=1
+gpgkey=https://download.docker.com/linux/centos/gpg
+"""
+
+
+def modules_conf() -> str:
+    return "overlay\nbr_netfilter\n"
+
+
+def sysctl_conf() -> str:
+    return """\
+net.bridge.bridge-nf-call-iptables = 1
+net.bridge.bridge-nf-call-ip6tables = 1
+net.ipv4.ip_forward = 1
+"""
+
+
+def install_env(cfg: StackConfig) -> dict[str, str]:
+    """Parameters of scripts/runtime-install.sh: every version comes from the model."""
+    k8s = cfg.kubernetes
+    env = {
+        "RUNTIME": k8s.container_runtime,
+        "KUBE_VERSION": k8s.version,
+        "CONTAINERD_VERSION": k8s.containerd_version,
+    }
+    if k8s.container_runtime == "docker":
+        check_releases(cfg)
+        env |= {
+            "DOCKER_VERSION": k8s.docker_version,
+            "CRI_DOCKERD_VERSION": k8s.cri_dockerd_version,
+            "CRI_DOCKERD_SHA256": CRI_DOCKERD_SHA256[k8s.cri_dockerd_version],
+        }
+    return env
