@@ -12,10 +12,15 @@ from pydantic.alias_generators import to_camel
 Role = Literal["control-plane", "etcd", "worker", "ingress", "storage"]
 Environment = Literal["prod", "stage"]
 
+HOST_NAME_PATTERN = r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"
+VERSION_PATTERN = r"^\d+\.\d+\.\d+$"
+DEVICE_PATTERN = r"^/dev/[A-Za-z0-9/_-]+$"
+USER_PATTERN = r"^[a-z_][a-z0-9_-]{0,31}$"
+
 # DNS-1123 label: host names become Kubernetes node names and resource names.
-HostName = Annotated[str, StringConstraints(pattern=r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")]
-Version = Annotated[str, StringConstraints(pattern=r"^\d+\.\d+\.\d+$")]
-DevicePath = Annotated[str, StringConstraints(pattern=r"^/dev/[A-Za-z0-9/_-]+$")]
+HostName = Annotated[str, StringConstraints(pattern=HOST_NAME_PATTERN)]
+Version = Annotated[str, StringConstraints(pattern=VERSION_PATTERN)]
+DevicePath = Annotated[str, StringConstraints(pattern=DEVICE_PATTERN)]
 AsNumber = Annotated[int, Field(ge=1, le=4_294_967_295)]
 Port = Annotated[int, Field(ge=1, le=65_535)]
 
@@ -27,7 +32,7 @@ class Model(BaseModel):
 
 
 class Ssh(Model):
-    user: Annotated[str, StringConstraints(pattern=r"^[a-z_][a-z0-9_-]{0,31}$")]
+    user: Annotated[str, StringConstraints(pattern=USER_PATTERN)]
     private_key: SecretStr
     port: Port = 22
 
