@@ -11,7 +11,7 @@ from pathlib import Path
 import pulumi
 from google.protobuf import struct_pb2
 from pulumi.runtime import mocks, rpc
-from pulumi.runtime.settings import get_root_resource
+from pulumi.runtime.settings import get_root_resource, set_root_resource
 from pulumi.runtime.stack import run_pulumi_func
 from pulumi.runtime.sync_await import _sync_await
 
@@ -68,6 +68,7 @@ def _warning_logger() -> logging.Logger:
 def run_program(program: Path, stack: StackFile) -> tuple[list[Registration], struct_pb2.Struct]:
     """Run `program` against `stack`'s config; return the registrations and stack outputs."""
     monitor = RecordingMonitor()
+    set_root_resource(None)  # a fresh Stack per run, even when one process plans twice
     mocks.set_mocks(monitor.mocks, project=PROJECT, stack=stack.stack, preview=True,
                     logger=_warning_logger(), monitor=monitor)
     pulumi.runtime.set_all_config(dict(stack.config), list(stack.secret_keys))

@@ -98,7 +98,8 @@ def plan_document(stack: StackFile, registrations: list[Registration], outputs: 
                 "propertyDependencies": r.property_dependencies,
                 "inputs": plain(r.inputs),
             }
-            for r in registrations
+            # Registration order varies with scheduling; URN order keeps diffs of plans readable.
+            for r in sorted(registrations, key=lambda r: r.urn)
         ],
         "outputs": outputs,
     }
