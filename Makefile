@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 # Debian packages whose real binaries the tests run (config checkers and daemons).
 TEST_TOOLS := openssh-server shellcheck haproxy keepalived etcd-server openssl
 
-.PHONY: plan test test-tools lint clean
+.PHONY: plan test test-tools bench lint clean
 
 $(STAMP): requirements.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -22,6 +22,9 @@ plan: $(STAMP)
 test: $(STAMP)
 	$(PY) -m pytest -q tests
 	$(VENV)/bin/ruff check .
+
+bench: $(STAMP)
+	$(PY) -m bench.plan_scale
 
 test-tools:
 	@missing=$$(for p in $(TEST_TOOLS); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \

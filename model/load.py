@@ -7,7 +7,14 @@ from typing import Any
 from pydantic import ValidationError
 
 from model.invariants import problems
-from model.schema import DEVICE_PATTERN, HOST_NAME_PATTERN, USER_PATTERN, VERSION_PATTERN, StackConfig
+from model.schema import (
+    DEVICE_PATTERN,
+    HOST_KEY_PATTERN,
+    HOST_NAME_PATTERN,
+    USER_PATTERN,
+    VERSION_PATTERN,
+    StackConfig,
+)
 
 PROJECT = "seoul-cluster"
 # What the offline plan puts where a secret would be decrypted by the CLI.
@@ -20,6 +27,7 @@ PATTERN_MEANING = {
     HOST_NAME_PATTERN: "expected a DNS-1123 label: lower-case letters, digits and '-', at most 63",
     DEVICE_PATTERN: "expected a device path such as /dev/nvme0n1",
     USER_PATTERN: "expected a Linux user name",
+    HOST_KEY_PATTERN: "expected a public host key as in known_hosts: '<type> <base64>'",
 }
 
 

@@ -18,6 +18,7 @@ from typing import Any
 from model import PROJECT, ConfigError, StackConfig, load_config
 from offline import artifacts
 from offline.engine import run_program
+from offline.graph import longest_chain, step_graph
 from offline.registry import Registration
 from offline.stackfile import StackFile, StackFileError, read_stack_file
 from offline.wire import plain
@@ -57,7 +58,9 @@ def main(argv: list[str] | None = None) -> int:
     print(tree(registrations, verbose=args.verbose))
     _print_violations(violations)
     mandatory = sum(v["level"] == "mandatory" for v in violations)
-    print(f"\n+ {len(registrations)} to create · {len(violations)} policy violations ({mandatory} mandatory)")
+    chain = longest_chain(step_graph(plan["resources"]))
+    print(f"\nlongest dependency chain: {len(chain)} steps")
+    print(f"+ {len(registrations)} to create · {len(violations)} policy violations ({mandatory} mandatory)")
     print(f"wrote {out.relative_to(REPO) if out.is_relative_to(REPO) else out}/: plan.json, policy.json, "
           f"{written} artifacts ({time.monotonic() - started:.1f}s)")
     return EXIT_POLICY if mandatory else EXIT_OK

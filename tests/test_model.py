@@ -75,6 +75,7 @@ INVALID: dict[str, tuple[Callable[[Config], None], str]] = {
     "missing required key": (lambda c: c.pop(key("etcd")), "etcd: required key is missing"),
     "unknown key (a typo)": (lambda c: network(c).update(apiVIP="10.0.1.10"), "network.apiVIP"),
     "port out of range": (lambda c: c[key("f5")].update(port=70000), "f5.port: 70000"),
+    "host key not in known_hosts form": (lambda c: hosts(c)[0].update(hostKey="AAAAC3Nza"), "hosts[0].hostKey"),
     "BGP AS zero": (lambda c: network(c)["torPeers"][0].update(asNumber=0), "network.torPeers[0].asNumber: 0"),
 }
 
