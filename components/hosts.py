@@ -55,6 +55,11 @@ class Host(pulumi.ComponentResource):
 
         self.register_outputs({"address": str(spec.address), "roles": list(spec.roles)})
 
+    @property
+    def ready(self) -> pulumi.Resource:
+        """What later work on this host waits for: every preparation step of it."""
+        return self
+
     def _opts(self, after: list[pulumi.Resource]) -> pulumi.ResourceOptions:
         return pulumi.ResourceOptions(parent=self, depends_on=after)
 

@@ -8,7 +8,7 @@ import pytest
 
 from components.hosts import Host
 from model import load_config
-from offline.engine import PreviewMocks
+from offline.engine import PreviewMocks, run_program
 from offline.stackfile import read_stack_file
 from offline.wire import SECRET, plain
 from tests.planning import inputs_by_urn, registrations
@@ -159,3 +159,14 @@ def test_connection_key_is_a_secret_output(mocks):
         return True
 
     return pulumi.Output.from_input(check())
+
+
+def test_program_refuses_bad_config_itself_before_registering(tmp_path):
+    """Under the real CLI there is no offline check in front: the program stops cleanly."""
+
+    def outside(c):
+        c[key("hosts")][4]["address"] = "10.9.0.5"
+
+    stack = read_stack_file(altered_stack(tmp_path, "seoul-prod", outside))
+    with pytest.raises(pulumi.RunError, match=r"hosts\[4\]\.address: 10\.9\.0\.5 is outside"):
+        run_program(REPO / "__main__.py", stack)
