@@ -38,6 +38,7 @@ def target(host: Host, ssh: Ssh, private_key: pulumi.Input[str]) -> Target:
             port=ssh.port,
             user=ssh.user,
             private_key=pulumi.Output.secret(private_key),
+            host_key=host.host_key,
             dial_error_limit=20,
             per_dial_timeout=30,
         ),

@@ -7,13 +7,28 @@ from typing import Any
 from pydantic import ValidationError
 
 from model.invariants import problems
-from model.schema import StackConfig
+from model.schema import (
+    DEVICE_PATTERN,
+    HOST_KEY_PATTERN,
+    HOST_NAME_PATTERN,
+    USER_PATTERN,
+    VERSION_PATTERN,
+    StackConfig,
+)
 
 PROJECT = "seoul-cluster"
 # What the offline plan puts where a secret would be decrypted by the CLI.
 SECRET_PLACEHOLDER = "offline-plan-placeholder-not-a-real-secret"
 
 Lookup = Callable[[str], Any]
+
+PATTERN_MEANING = {
+    VERSION_PATTERN: "expected a full version x.y.z, e.g. 1.29.6",
+    HOST_NAME_PATTERN: "expected a DNS-1123 label: lower-case letters, digits and '-', at most 63",
+    DEVICE_PATTERN: "expected a device path such as /dev/nvme0n1",
+    USER_PATTERN: "expected a Linux user name",
+    HOST_KEY_PATTERN: "expected a public host key as in known_hosts: '<type> <base64>'",
+}
 
 
 class ConfigError(Exception):
@@ -69,6 +84,8 @@ def _describe(error: dict[str, Any]) -> str:
             hint = f" (set it with: pulumi config set --secret --path '{PROJECT}:ssh.privateKey' < key)"
         return f"{path}: required key is missing{hint}"
     message = error["msg"].removeprefix("Value error, ")
+    if error["type"] == "string_pattern_mismatch":
+        message = PATTERN_MEANING.get(error["ctx"]["pattern"], message)
     value = error.get("input")
     if isinstance(value, dict | list) or "privateKey" in path:
         return f"{path}: {message}"

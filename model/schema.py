@@ -12,10 +12,16 @@ from pydantic.alias_generators import to_camel
 Role = Literal["control-plane", "etcd", "worker", "ingress", "storage"]
 Environment = Literal["prod", "stage"]
 
+HOST_NAME_PATTERN = r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"
+VERSION_PATTERN = r"^\d+\.\d+\.\d+$"
+DEVICE_PATTERN = r"^/dev/[A-Za-z0-9/_-]+$"
+USER_PATTERN = r"^[a-z_][a-z0-9_-]{0,31}$"
+HOST_KEY_PATTERN = r"^(ssh-ed25519|ecdsa-sha2-nistp(256|384|521)|rsa-sha2-(256|512)|ssh-rsa) [A-Za-z0-9+/]+={0,3}$"
+
 # DNS-1123 label: host names become Kubernetes node names and resource names.
-HostName = Annotated[str, StringConstraints(pattern=r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")]
-Version = Annotated[str, StringConstraints(pattern=r"^\d+\.\d+\.\d+$")]
-DevicePath = Annotated[str, StringConstraints(pattern=r"^/dev/[A-Za-z0-9/_-]+$")]
+HostName = Annotated[str, StringConstraints(pattern=HOST_NAME_PATTERN)]
+Version = Annotated[str, StringConstraints(pattern=VERSION_PATTERN)]
+DevicePath = Annotated[str, StringConstraints(pattern=DEVICE_PATTERN)]
 AsNumber = Annotated[int, Field(ge=1, le=4_294_967_295)]
 Port = Annotated[int, Field(ge=1, le=65_535)]
 
@@ -27,7 +33,7 @@ class Model(BaseModel):
 
 
 class Ssh(Model):
-    user: Annotated[str, StringConstraints(pattern=r"^[a-z_][a-z0-9_-]{0,31}$")]
+    user: Annotated[str, StringConstraints(pattern=USER_PATTERN)]
     private_key: SecretStr
     port: Port = 22
 
@@ -37,6 +43,9 @@ class Host(Model):
     address: IPv4Address
     roles: Annotated[list[Role], Field(min_length=1)]
     disks: list[DevicePath] = []
+    # The host's public SSH key ("ssh-ed25519 AAAA..."), checked on every connection;
+    # without it the provider accepts any key the address presents.
+    host_key: Annotated[str, StringConstraints(pattern=HOST_KEY_PATTERN)] | None = None
 
     def has(self, role: Role) -> bool:
         return role in self.roles

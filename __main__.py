@@ -1,0 +1,25 @@
+"""seoul-cluster: composition only. Load the validated model, build the components, export."""
+
+import pulumi
+from pulumi.runtime.config import get_config, is_config_secret
+
+from components.hosts import Host
+from model import PROJECT, ConfigError, load_config
+
+try:
+    cfg = load_config(get_config)
+except ConfigError as err:
+    # A clean stop before anything is registered: nothing half-applied.
+    raise pulumi.RunError("invalid stack config:\n  " + "\n  ".join(err.lines)) from None
+
+if not is_config_secret(f"{PROJECT}:ssh"):
+    pulumi.log.warn(
+        f"{PROJECT}:ssh.privateKey is stored in plain text; "
+        f"use: pulumi config set --secret --path '{PROJECT}:ssh.privateKey' < key"
+    )
+private_key = pulumi.Output.secret(cfg.ssh.private_key.get_secret_value())
+
+hosts = {spec.name: Host(cfg, spec, private_key) for spec in cfg.hosts}
+
+pulumi.export("environment", cfg.environment)
+pulumi.export("inventory", {spec.name: {"address": str(spec.address), "roles": list(spec.roles)} for spec in cfg.hosts})

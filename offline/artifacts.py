@@ -1,0 +1,73 @@
+"""Every file the program puts on a host, and every Kubernetes object, as it would land.
+
+Read back from the recorded registrations (not re-rendered), so the artifacts are
+byte for byte what the program sends.
+"""
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import yaml
+from google.protobuf import json_format
+
+from offline.registry import Registration
+from offline.wire import SECRET, UNKNOWN, is_secret, plain
+
+# The one shape of a file put (components/remote.py: install_command).
+_PUT_FILE = re.compile(r"^sudo install -D -m [0-7]{4} -o root -g root /dev/stdin (/\S+)$")
+
+
+def host_files(registrations: list[Registration], names_by_address: dict[str, str]) -> Iterator[tuple[str, str, str]]:
+    """(host name, absolute path, content) for every file put on a host."""
+    for reg in registrations:
+        if reg.type != "command:remote:Command":
+            continue
+        inputs = plain(reg.inputs)
+        match = _PUT_FILE.match(str(inputs.get("create", "")))
+        if not match:
+            continue
+        address = _connection_host(reg)
+        content = inputs.get("stdin", "")
+        if content in (SECRET, UNKNOWN):
+            content = f"{content} (content withheld by the offline plan)\n"
+        yield names_by_address.get(address, address), match.group(1), content
+
+
+def _connection_host(reg: Registration) -> str:
+    # The SDK lifts the private key's secrecy to the whole `connection` object;
+    # only the host address is read from inside it.
+    connection = json_format.MessageToDict(reg.inputs).get("connection", {})
+    if is_secret(connection):
+        connection = connection.get("value", {})
+    return str(connection.get("host", ""))
+
+
+def kubernetes_objects(registrations: list[Registration]) -> Iterator[tuple[str, dict[str, Any]]]:
+    """(relative path, object) for every Kubernetes object registered."""
+    for reg in registrations:
+        if not reg.type.startswith("kubernetes:") or reg.type.startswith("kubernetes:helm"):
+            continue
+        obj = plain(reg.inputs)
+        if "kind" not in obj:
+            continue
+        namespace = obj.get("metadata", {}).get("namespace") or "_cluster"
+        name = obj.get("metadata", {}).get("name") or reg.name
+        yield f"{namespace}/{obj['kind']}-{name}.yaml", obj
+
+
+def write(out: Path, registrations: list[Registration], names_by_address: dict[str, str]) -> int:
+    """Write artifacts under `out`; return how many files were written."""
+    count = 0
+    for host, path, content in host_files(registrations, names_by_address):
+        target = out / "hosts" / host / path.lstrip("/")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(content)
+        count += 1
+    for relative, obj in kubernetes_objects(registrations):
+        target = out / "k8s" / relative
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(yaml.safe_dump(obj, sort_keys=False))
+        count += 1
+    return count

@@ -1,0 +1,84 @@
+"""Run the Pulumi program with no engine: the SDK's mock monitor, recording every request.
+
+Preview semantics: a resource being created has no ID yet and its outputs are only
+its inputs, so anything a provider would compute stays unknown, as in `pulumi preview`.
+"""
+
+import logging
+import runpy
+from pathlib import Path
+
+import pulumi
+from google.protobuf import struct_pb2
+from pulumi.runtime import mocks, rpc
+from pulumi.runtime.settings import get_root_resource, set_root_resource
+from pulumi.runtime.stack import run_pulumi_func
+from pulumi.runtime.sync_await import _sync_await
+
+from model import PROJECT
+from offline.registry import Registration
+from offline.stackfile import StackFile
+
+
+class PreviewMocks(mocks.Mocks):
+    def new_resource(self, args: mocks.MockResourceArgs) -> tuple[str | None, dict]:
+        return "", dict(args.inputs)
+
+    def call(self, args: mocks.MockCallArgs) -> tuple[dict, list[tuple[str, str]] | None]:
+        return {}, None
+
+
+class RecordingMonitor(mocks.MockMonitor):
+    """The SDK's mock monitor, keeping each RegisterResource request as the engine gets it."""
+
+    def __init__(self) -> None:
+        super().__init__(PreviewMocks())
+        self.registrations: list[Registration] = []
+
+    def RegisterResource(self, request):  # noqa: N802 - gRPC method name
+        inputs = struct_pb2.Struct()
+        inputs.CopyFrom(request.object)
+        self.registrations.append(
+            Registration(
+                urn=self.make_urn(request.parent, request.type, request.name),
+                type=request.type,
+                name=request.name,
+                parent=request.parent,
+                custom=request.custom,
+                protect=bool(request.protect),
+                provider=request.provider,
+                dependencies=list(request.dependencies),
+                property_dependencies={k: list(v.urns) for k, v in request.propertyDependencies.items()},
+                inputs=inputs,
+            )
+        )
+        return super().RegisterResource(request)
+
+
+def _warning_logger() -> logging.Logger:
+    logger = logging.getLogger("seoul-cluster.offline")
+    if not logger.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("  %(levelname)s: %(message)s"))
+        logger.addHandler(handler)
+        logger.propagate = False
+    return logger
+
+
+def run_program(program: Path, stack: StackFile) -> tuple[list[Registration], struct_pb2.Struct]:
+    """Run `program` against `stack`'s config; return the registrations and stack outputs."""
+    monitor = RecordingMonitor()
+    set_root_resource(None)  # a fresh Stack per run, even when one process plans twice
+    mocks.set_mocks(monitor.mocks, project=PROJECT, stack=stack.stack, preview=True,
+                    logger=_warning_logger(), monitor=monitor)
+    pulumi.runtime.set_all_config(dict(stack.config), list(stack.secret_keys))
+
+    outputs = struct_pb2.Struct()
+
+    async def main() -> None:
+        runpy.run_path(str(program), run_name="__main__")
+        root = get_root_resource()
+        outputs.CopyFrom(await rpc.serialize_properties(dict(root.outputs), {}))
+
+    _sync_await(run_pulumi_func(main))
+    return monitor.registrations, outputs

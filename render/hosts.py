@@ -1,0 +1,174 @@
+"""Files that OS preparation and hardening put on every host: model in, text out."""
+
+from dataclasses import dataclass
+
+from model.schema import Hardening, Host, StackConfig
+
+HEADER = "# Managed by seoul-cluster (Pulumi). Local edits are overwritten.\n"
+
+
+@dataclass(frozen=True)
+class HostFile:
+    path: str
+    content: str
+    mode: str = "0644"
+
+
+def yes_no(flag: bool) -> str:
+    return "yes" if flag else "no"
+
+
+def sshd_dropin(hardening: Hardening) -> str:
+    # sshd keeps the first value it reads; this file sorts before 50-redhat.conf,
+    # so it wins over the distribution's defaults.
+    lines = [
+        f"PasswordAuthentication {yes_no(hardening.ssh_password_authentication)}",
+        f"KbdInteractiveAuthentication {yes_no(hardening.ssh_password_authentication)}",
+        f"PermitRootLogin {yes_no(hardening.permit_root_login)}",
+        "PubkeyAuthentication yes",
+        "PermitEmptyPasswords no",
+        "HostbasedAuthentication no",
+        "IgnoreRhosts yes",
+        "PermitUserEnvironment no",
+        "X11Forwarding no",
+        "AllowAgentForwarding no",
+        "AllowTcpForwarding no",
+        "MaxAuthTries 3",
+        "MaxSessions 10",
+        "MaxStartups 10:30:60",
+        "LoginGraceTime 30",
+        "ClientAliveInterval 300",
+        "ClientAliveCountMax 2",
+        "LogLevel VERBOSE",
+    ]
+    if not hardening.ssh_password_authentication:
+        lines.insert(0, "AuthenticationMethods publickey")
+    return HEADER + "\n".join(lines) + "\n"
+
+
+def hardening_sysctls() -> str:
+    settings = {
+        "net.ipv4.conf.all.accept_redirects": 0,
+        "net.ipv4.conf.default.accept_redirects": 0,
+        "net.ipv4.conf.all.send_redirects": 0,
+        "net.ipv4.conf.all.accept_source_route": 0,
+        "net.ipv4.conf.all.log_martians": 1,
+        "net.ipv4.icmp_echo_ignore_broadcasts": 1,
+        "net.ipv4.tcp_syncookies": 1,
+        "kernel.kptr_restrict": 2,
+        "kernel.dmesg_restrict": 1,
+        "fs.protected_hardlinks": 1,
+        "fs.protected_symlinks": 1,
+    }
+    return HEADER + "".join(f"{k} = {v}\n" for k, v in settings.items())
+
+
+def kubernetes_sysctls() -> str:
+    settings = {
+        "net.bridge.bridge-nf-call-iptables": 1,
+        "net.bridge.bridge-nf-call-ip6tables": 1,
+        "net.ipv4.ip_forward": 1,
+        # Large clusters with many pods and log tailers run out of the defaults.
+        "fs.inotify.max_user_watches": 1048576,
+        "fs.inotify.max_user_instances": 8192,
+        "vm.max_map_count": 262144,
+    }
+    return HEADER + "".join(f"{k} = {v}\n" for k, v in settings.items())
+
+
+def kubernetes_modules() -> str:
+    return HEADER + "overlay\nbr_netfilter\n"
+
+
+def chrony_conf(ntp_servers: list[str]) -> str:
+    servers = "".join(f"server {s} iburst\n" for s in ntp_servers)
+    return (
+        HEADER
+        + servers
+        + "driftfile /var/lib/chrony/drift\n"
+        + "makestep 1.0 3\n"
+        + "rtcsync\n"
+        + "keyfile /etc/chrony.keys\n"
+        + "leapsectz right/UTC\n"
+        + "logdir /var/log/chrony\n"
+    )
+
+
+def journald_conf() -> str:
+    # Persistent, bounded journal that the logging stack's collectors read.
+    return (
+        HEADER
+        + "[Journal]\n"
+        + "Storage=persistent\n"
+        + "Compress=yes\n"
+        + "SystemMaxUse=4G\n"
+        + "MaxRetentionSec=14day\n"
+        + "ForwardToSyslog=yes\n"
+        + "RateLimitIntervalSec=30s\n"
+        + "RateLimitBurst=10000\n"
+    )
+
+
+def audit_rules() -> str:
+    watches = [
+        "-w /etc/ssh/sshd_config -p wa -k sshd",
+        "-w /etc/ssh/sshd_config.d/ -p wa -k sshd",
+        "-w /etc/sudoers -p wa -k privilege",
+        "-w /etc/sudoers.d/ -p wa -k privilege",
+        "-w /etc/passwd -p wa -k identity",
+        "-w /etc/shadow -p wa -k identity",
+        "-w /etc/group -p wa -k identity",
+        "-w /etc/selinux/ -p wa -k selinux",
+        "-w /etc/kubernetes/ -p wa -k kubernetes",
+        "-w /etc/etcd/ -p wa -k etcd",
+        "-w /var/log/lastlog -p wa -k logins",
+        "-a always,exit -F arch=b64 -S execve -F euid=0 -F auid>=1000 -F auid!=unset -k root-commands",
+    ]
+    return HEADER + "\n".join(watches) + "\n"
+
+
+def is_kubernetes_node(host: Host) -> bool:
+    return bool({"control-plane", "worker", "ingress"} & set(host.roles))
+
+
+def tcp_ports(cfg: StackConfig, host: Host) -> list[str]:
+    """The only TCP ports a host accepts, by role."""
+    ports = [str(cfg.ssh.port)]
+    if is_kubernetes_node(host):
+        ports += ["10250", "179"]  # kubelet; Calico BGP with the top-of-rack switches
+    if host.has("control-plane"):
+        ports += ["6443", str(cfg.network.api_vip_port)]
+    if host.has("etcd"):
+        ports += ["2379-2380"]
+    if host.has("ingress"):
+        ports += ["80", "443"]
+    if host.has("storage"):
+        ports += ["3300", "6789", "6800-7300"]
+    return list(dict.fromkeys(ports))
+
+
+def protocols(host: Host) -> list[str]:
+    # Keepalived speaks VRRP (IP protocol 112) between control planes.
+    return ["vrrp"] if host.has("control-plane") else []
+
+
+def trusted_sources(cfg: StackConfig, host: Host) -> list[str]:
+    # Pods reach their node (kubelet, DNS via host network) from the pod CIDR.
+    return [str(cfg.network.pod_cidr)] if is_kubernetes_node(host) else []
+
+
+def host_files(cfg: StackConfig, host: Host) -> dict[str, HostFile]:
+    """Every file OS preparation puts on `host`, keyed by a short step name."""
+    files = [
+        ("sshd", HostFile("/etc/ssh/sshd_config.d/50-hardening.conf", sshd_dropin(cfg.hardening), "0600")),
+        ("sysctl-hardening", HostFile("/etc/sysctl.d/90-hardening.conf", hardening_sysctls())),
+        ("chrony", HostFile("/etc/chrony.conf", chrony_conf(cfg.network.ntp_servers))),
+        ("journald", HostFile("/etc/systemd/journald.conf.d/50-seoul.conf", journald_conf())),
+        ("audit", HostFile("/etc/audit/rules.d/50-seoul.rules", audit_rules(), "0600")),
+    ]
+    if is_kubernetes_node(host):
+        files += [
+            ("modules", HostFile("/etc/modules-load.d/kubernetes.conf", kubernetes_modules())),
+            ("sysctl-kubernetes", HostFile("/etc/sysctl.d/91-kubernetes.conf", kubernetes_sysctls())),
+        ]
+    return dict(files)

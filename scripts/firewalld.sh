@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Converge firewalld to: default zone DEFAULT_ZONE accepting only TCP_PORTS and
+# PROTOCOLS, plus TRUSTED_SOURCES in the trusted zone. Everything else is dropped.
+# The SSH port is part of TCP_PORTS and is added before the zone becomes default.
+# Env: DEFAULT_ZONE, TCP_PORTS (space separated, ranges as a-b), PROTOCOLS, TRUSTED_SOURCES.
+set -euo pipefail
+zone="${DEFAULT_ZONE:?DEFAULT_ZONE is required}"
+systemctl enable --now firewalld
+
+fw() { firewall-cmd --permanent -q "$@"; }
+
+for service in $(firewall-cmd --permanent --zone="$zone" --list-services); do
+  fw --zone="$zone" --remove-service="$service"
+done
+for port in $(firewall-cmd --permanent --zone="$zone" --list-ports); do
+  fw --zone="$zone" --remove-port="$port"
+done
+for port in ${TCP_PORTS:-}; do
+  fw --zone="$zone" --add-port="${port}/tcp"
+done
+for protocol in $(firewall-cmd --permanent --zone="$zone" --list-protocols); do
+  fw --zone="$zone" --remove-protocol="$protocol"
+done
+for protocol in ${PROTOCOLS:-}; do
+  fw --zone="$zone" --add-protocol="$protocol"
+done
+for source in $(firewall-cmd --permanent --zone=trusted --list-sources); do
+  fw --zone=trusted --remove-source="$source"
+done
+for source in ${TRUSTED_SOURCES:-}; do
+  fw --zone=trusted --add-source="$source"
+done
+
+firewall-cmd -q --set-default-zone="$zone"
+firewall-cmd -q --reload
+echo "firewalld: default zone ${zone}, tcp ${TCP_PORTS:-none}"
