@@ -50,7 +50,7 @@ CIPHER_SUITES = [
 ]
 
 
-class UnknownEtcdRelease(ValueError):
+class UnknownEtcdReleaseError(ValueError):
     pass
 
 
@@ -63,7 +63,7 @@ class Archive:
 def archive(cfg: StackConfig) -> Archive:
     version = cfg.etcd.version
     if version not in ARCHIVE_SHA256:
-        raise UnknownEtcdRelease(
+        raise UnknownEtcdReleaseError(
             f"etcd.version: {version!r}: no reviewed sha256 for this release in render/etcd.py "
             "ARCHIVE_SHA256; add it from the release's SHA256SUMS before deploying"
         )
@@ -133,6 +133,7 @@ def config(cfg: StackConfig, host: Host) -> dict:
         # kube-apiserver compacts every 5 minutes; 8 GiB is etcd's recommended maximum.
         "quota-backend-bytes": 8 * 1024**3,
         "strict-reconfig-check": True,
+        "pre-vote": True,
         "enable-v2": False,
         "enable-pprof": False,
         "experimental-initial-corrupt-check": True,
@@ -202,7 +203,8 @@ Requires=etcd.service
 
 [Service]
 Type=oneshot
-Environment=SNAPSHOT_DIR={SNAPSHOT_DIR} SNAPSHOT_KEEP={SNAPSHOT_KEEP} CA_CERT={CA_CERT} CERT={MEMBER_CERT} KEY={MEMBER_KEY} ENDPOINT=https://127.0.0.1:{CLIENT_PORT} BIN_DIR={BIN_DIR}
+Environment=SNAPSHOT_DIR={SNAPSHOT_DIR} SNAPSHOT_KEEP={SNAPSHOT_KEEP} BIN_DIR={BIN_DIR}
+Environment=CA_CERT={CA_CERT} CERT={MEMBER_CERT} KEY={MEMBER_KEY} ENDPOINT=https://127.0.0.1:{CLIENT_PORT}
 ExecStart=/usr/local/sbin/seoul-etcd-snapshot
 Nice=10
 IOSchedulingClass=idle

@@ -1,4 +1,5 @@
-"""Container runtime and Kubernetes packages on every Kubernetes node.
+"""Container runtime on every Kubernetes node (kubelet/kubeadm/kubectl, swap, kernel modules and
+sysctls come from the hosts component: components/hosts.py).
 
 containerd (default): the CRI plugin with the runc v2 shim and `SystemdCgroup = true`,
 matching the kubelet's systemd cgroup driver. docker: Docker Engine plus cri-dockerd,
@@ -12,10 +13,7 @@ CONTAINERD_SOCKET = "unix:///run/containerd/containerd.sock"
 CRI_DOCKERD_SOCKET = "unix:///run/cri-dockerd.sock"
 DOCKER_DAEMON_JSON = "/etc/docker/daemon.json"
 CRICTL_YAML = "/etc/crictl.yaml"
-KUBERNETES_REPO = "/etc/yum.repos.d/kubernetes.repo"
 DOCKER_REPO = "/etc/yum.repos.d/docker-ce.repo"
-MODULES_CONF = "/etc/modules-load.d/kubernetes.conf"
-SYSCTL_CONF = "/etc/sysctl.d/90-kubernetes.conf"
 
 # The pause image kubeadm 1.29 expects; containerd must use the same one or the
 # kubelet and the runtime disagree about the sandbox image.
@@ -29,7 +27,7 @@ CRI_DOCKERD_SHA256: dict[str, str] = {
 }
 
 
-class UnknownRelease(ValueError):
+class UnknownReleaseError(ValueError):
     pass
 
 
@@ -41,7 +39,7 @@ def check_releases(cfg: StackConfig) -> None:
     """Refuse a runtime whose downloads cannot be verified."""
     k8s = cfg.kubernetes
     if k8s.container_runtime == "docker" and k8s.cri_dockerd_version not in CRI_DOCKERD_SHA256:
-        raise UnknownRelease(
+        raise UnknownReleaseError(
             f"kubernetes.criDockerdVersion: {k8s.cri_dockerd_version!r}: no reviewed sha256 in "
             "render/runtime.py CRI_DOCKERD_SHA256; add it from the release page before using docker"
         )
@@ -87,22 +85,6 @@ def crictl_yaml(cfg: StackConfig) -> str:
     return f"runtime-endpoint: {socket}\nimage-endpoint: {socket}\ntimeout: 10\n"
 
 
-def kubernetes_repo(cfg: StackConfig) -> str:
-    minor = cfg.kubernetes.minor
-    base = f"https://pkgs.k8s.io/core:/stable:/v{minor}/rpm/"
-    return f"""\
-# Kubernetes v{minor} packages (pkgs.k8s.io): rendered by seoul-cluster. Do not edit.
-[kubernetes]
-name=Kubernetes v{minor}
-baseurl={base}
-enabled=1
-gpgcheck=1
-repo_gpgcheck=1
-gpgkey={base}repodata/repomd.xml.key
-exclude=kubelet kubeadm kubectl cri-tools kubernetes-cni
-"""
-
-
 def docker_repo() -> str:
     return """\
 # Docker CE (containerd.io, docker-ce): rendered by seoul-cluster. Do not edit.
@@ -112,18 +94,8 @@ baseurl=https://download.docker.com/linux/centos/$releasever/$basearch/stable
 enabled=1
 gpgcheck=1
 gpgkey=https://download.docker.com/linux/centos/gpg
-"""
-
-
-def modules_conf() -> str:
-    return "overlay\nbr_netfilter\n"
-
-
-def sysctl_conf() -> str:
-    return """\
-net.bridge.bridge-nf-call-iptables = 1
-net.bridge.bridge-nf-call-ip6tables = 1
-net.ipv4.ip_forward = 1
+# pinned: only the versions in the stack config are installed (runtime-install.sh)
+exclude=containerd.io docker-ce docker-ce-cli
 """
 
 
@@ -132,7 +104,6 @@ def install_env(cfg: StackConfig) -> dict[str, str]:
     k8s = cfg.kubernetes
     env = {
         "RUNTIME": k8s.container_runtime,
-        "KUBE_VERSION": k8s.version,
         "CONTAINERD_VERSION": k8s.containerd_version,
     }
     if k8s.container_runtime == "docker":
@@ -143,3 +114,63 @@ def install_env(cfg: StackConfig) -> dict[str, str]:
             "CRI_DOCKERD_SHA256": CRI_DOCKERD_SHA256[k8s.cri_dockerd_version],
         }
     return env
+
+
+def cri_docker_service() -> str:
+    return f"""\
+# cri-dockerd: rendered by seoul-cluster (render/runtime.py). Do not edit.
+[Unit]
+Description=CRI interface for Docker Engine (cri-dockerd)
+After=network-online.target docker.service cri-docker.socket
+Requires=docker.service cri-docker.socket
+Wants=network-online.target
+
+[Service]
+Type=notify
+ExecStart=/usr/local/bin/cri-dockerd --container-runtime-endpoint fd:// --pod-infra-container-image={PAUSE_IMAGE}
+ExecReload=/bin/kill -s HUP $MAINPID
+Restart=always
+RestartSec=2
+StartLimitBurst=3
+LimitNOFILE=infinity
+LimitNPROC=infinity
+Delegate=yes
+KillMode=process
+
+[Install]
+WantedBy=multi-user.target
+"""
+
+
+def cri_docker_socket() -> str:
+    return """\
+# cri-dockerd socket: rendered by seoul-cluster (render/runtime.py). Do not edit.
+[Unit]
+Description=CRI Docker Socket for the API
+PartOf=cri-docker.service
+
+[Socket]
+ListenStream=%t/cri-dockerd.sock
+SocketMode=0660
+SocketUser=root
+SocketGroup=docker
+
+[Install]
+WantedBy=sockets.target
+"""
+
+
+def files(cfg: StackConfig) -> dict[str, str]:
+    """Every file the runtime step writes before it runs: path -> content."""
+    out = {
+        DOCKER_REPO: docker_repo(),
+        CRICTL_YAML: crictl_yaml(cfg),
+        CONTAINERD_CONFIG: containerd_config(),
+    }
+    if cfg.kubernetes.container_runtime == "docker":
+        out |= {
+            DOCKER_DAEMON_JSON: docker_daemon_json(),
+            "/etc/systemd/system/cri-docker.service": cri_docker_service(),
+            "/etc/systemd/system/cri-docker.socket": cri_docker_socket(),
+        }
+    return out

@@ -1,0 +1,107 @@
+#!/usr/bin/env bash
+# Start this etcd member, or restart it when its settings changed, without costing quorum.
+#
+# - Data dir holds a member: (re)start only when FINGERPRINT differs from the last applied
+#   one or etcd is down; a restart first checks that every other member is healthy and
+#   then waits until this member is healthy again (the members' steps run one after
+#   another, so a rolling change never takes two members down).
+# - Empty data dir and a healthy cluster reachable among the other members: this is a new
+#   member joining a running cluster. Add it with `member add` (if not listed yet) and
+#   start with initial-cluster-state=existing and the cluster's own member list.
+# - Empty data dir and no healthy cluster: first bootstrap; start without waiting
+#   (quorum forms once enough members are up; etcd-health.sh waits for it).
+# Parameters: NAME PEER_URL CONF DATA_DIR CA_CERT CERT KEY BIN_DIR OTHER_ENDPOINTS FINGERPRINT
+set -euo pipefail
+: "${NAME:?}" "${PEER_URL:?}" "${CONF:?}" "${DATA_DIR:?}" "${CA_CERT:?}" "${CERT:?}" "${KEY:?}" "${BIN_DIR:?}" "${FINGERPRINT:?}"
+OTHER_ENDPOINTS="${OTHER_ENDPOINTS:-}"
+STAMP=/etc/etcd/.seoul-applied-fingerprint
+LOCAL=https://127.0.0.1:2379
+
+ctl() {
+  ETCDCTL_API=3 "$BIN_DIR/etcdctl" --cacert "$CA_CERT" --cert "$CERT" --key "$KEY" \
+    --dial-timeout=3s --command-timeout=15s "$@"
+}
+
+wait_local_healthy() {
+  for _ in $(seq 1 60); do
+    if ctl --endpoints "$LOCAL" endpoint health >/dev/null 2>&1; then
+      echo "etcd member $NAME is healthy"
+      return 0
+    fi
+    sleep 2
+  done
+  echo "etcd member $NAME did not become healthy within 120s" >&2
+  journalctl -u etcd -n 30 --no-pager >&2 || true
+  return 1
+}
+
+# Peer URL -> name as rendered in the config; an unstarted member has no name in
+# `member list`, so its name comes from here.
+rendered_name() {
+  sed -n 's/^initial-cluster: "\{0,1\}\([^"]*\)"\{0,1\}$/\1/p' "$CONF" | tr ',' '\n' |
+    awk -F= -v url="$1" '$2 == url { print $1 }'
+}
+
+systemctl daemon-reload
+
+if [[ -d "$DATA_DIR/member" ]]; then
+  if [[ "$(cat "$STAMP" 2>/dev/null || true)" == "$FINGERPRINT" ]] && systemctl is-active --quiet etcd; then
+    echo "etcd member $NAME is running with the current settings"
+    exit 0
+  fi
+  if systemctl is-active --quiet etcd && [[ -n "$OTHER_ENDPOINTS" ]]; then
+    if ! ctl --endpoints "$OTHER_ENDPOINTS" endpoint health; then
+      echo "not restarting $NAME: another member is unhealthy and a restart could cost quorum" >&2
+      exit 1
+    fi
+  fi
+  systemctl enable etcd
+  systemctl restart etcd
+  wait_local_healthy
+  echo "$FINGERPRINT" >"$STAMP"
+  exit 0
+fi
+
+live=""
+for endpoint in ${OTHER_ENDPOINTS//,/ }; do
+  if ctl --endpoints "$endpoint" endpoint health >/dev/null 2>&1; then
+    live="$endpoint"
+    break
+  fi
+done
+
+if [[ -n "$live" ]]; then
+  members=$(ctl --endpoints "$live" member list -w simple)
+  if ! awk -F', ' -v url="$PEER_URL" '$4 == url { found = 1 } END { exit !found }' <<<"$members"; then
+    if grep -q ', unstarted, ' <<<"$members"; then
+      echo "another added member has not started yet; add etcd members one at a time" >&2
+      exit 1
+    fi
+    echo "adding $NAME ($PEER_URL) to the running cluster via $live"
+    ctl --endpoints "$live" member add "$NAME" --peer-urls "$PEER_URL"
+    members=$(ctl --endpoints "$live" member list -w simple)
+  fi
+  cluster=""
+  while IFS= read -r line; do
+    name=$(awk -F', ' '{ print $3 }' <<<"$line")
+    url=$(awk -F', ' '{ print $4 }' <<<"$line")
+    if [[ "$url" == "$PEER_URL" ]]; then name="$NAME"; fi
+    if [[ -z "$name" ]]; then name=$(rendered_name "$url"); fi
+    if [[ -z "$name" ]]; then
+      echo "member $url is not started and not in $CONF; finish or remove that member first" >&2
+      exit 1
+    fi
+    cluster="${cluster:+$cluster,}$name=$url"
+  done <<<"$members"
+  sed -i -e "s|^initial-cluster-state: .*|initial-cluster-state: existing|" \
+    -e "s|^initial-cluster: .*|initial-cluster: \"$cluster\"|" "$CONF"
+  echo "joining the running cluster as $NAME: $cluster"
+  systemctl enable etcd
+  systemctl start etcd
+  wait_local_healthy
+else
+  echo "no healthy cluster among the other members: bootstrapping $NAME from $CONF"
+  systemctl enable etcd
+  systemctl start --no-block etcd
+fi
+echo "$FINGERPRINT" >"$STAMP"

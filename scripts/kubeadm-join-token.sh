@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# On the first control plane: mint join material for one node. Prints (to the caller's
+# secret stdout, with logging off) a short-lived bootstrap token, the cluster CA pin and,
+# for a control plane, a fresh certificate key for certificates uploaded just now.
+# Parameters: NODE_NAME CONTROL_PLANE(true|false) TTL CONFIG
+set -euo pipefail
+: "${NODE_NAME:?}" "${CONTROL_PLANE:?}" "${TTL:?}" "${CONFIG:?}"
+export KUBECONFIG=/etc/kubernetes/admin.conf
+
+token=$(kubeadm token create --ttl "$TTL" --description "join $NODE_NAME (seoul-cluster)" \
+  --usages signing,authentication --groups system:bootstrappers:kubeadm:default-node-token)
+hash=$(openssl x509 -pubkey -noout -in /etc/kubernetes/pki/ca.crt |
+  openssl pkey -pubin -outform der | openssl dgst -sha256 -hex | awk '{ print $NF }')
+
+printf 'TOKEN=%s\n' "$token"
+printf 'CA_CERT_HASH=sha256:%s\n' "$hash"
+if [[ "$CONTROL_PLANE" == "true" ]]; then
+  key=$(kubeadm certs certificate-key)
+  # Upload the shared control-plane certificates (including the external etcd CA and
+  # client certificate) encrypted with the new key; the Secret expires after two hours.
+  kubeadm init phase upload-certs --upload-certs --config "$CONFIG" --certificate-key "$key" >/dev/null
+  printf 'CERTIFICATE_KEY=%s\n' "$key"
+fi
