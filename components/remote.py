@@ -92,9 +92,17 @@ def run_script(
     env: dict[str, str] | None = None,
     triggers: list[pulumi.Input[str]] | None = None,
     delete_script: str | None = None,
+    secret_output: bool = False,
 ) -> remote.Command:
-    """Run scripts/<script_name> as root with `env`; re-run when it, env or triggers change."""
+    """Run scripts/<script_name> as root with `env`; re-run when it, env or triggers change.
+
+    `secret_output=True` is for a script that prints a secret (a join token, a kubeconfig):
+    nothing is logged and stdout/stderr are secret outputs in the state.
+    """
     env = env or {}
+    if secret_output:
+        secret = pulumi.ResourceOptions(additional_secret_outputs=["stdout", "stderr"])
+        opts = pulumi.ResourceOptions.merge(opts, secret)
     delete = None
     if delete_script:
         delete = f"{script_command(env).removesuffix(' bash -s')} bash -c {shlex.quote(script(delete_script))}"
@@ -105,5 +113,6 @@ def run_script(
         stdin=script(script_name),
         delete=delete,
         triggers=triggers,
+        logging=remote.Logging.NONE if secret_output else None,
         opts=opts,
     )
