@@ -4,6 +4,7 @@ Pure functions of the model. Paths and ports are defined here once; the
 components pass them to scripts as `K=V` parameters.
 """
 
+import re
 from dataclasses import dataclass
 
 import yaml
@@ -280,3 +281,15 @@ Persistent=true
 [Install]
 WantedBy=timers.target
 """
+
+
+def split_ca_bundle(bundle: str) -> tuple[str, str]:
+    """(certificate PEM, private key PEM) from scripts/etcd-ca-export.sh output."""
+    blocks = re.findall(r"-----BEGIN ([A-Z ]+)-----\n.*?\n-----END \1-----\n?", bundle, flags=re.DOTALL)
+    starts = [m.start() for m in re.finditer(r"-----BEGIN ", bundle)]
+    if len(blocks) != 2 or len(starts) != 2:
+        # Under `pulumi preview` the bundle is unknown; an empty pair is never written.
+        return "", ""
+    first, second = bundle[starts[0] : starts[1]], bundle[starts[1] :]
+    cert, key = (first, second) if "CERTIFICATE" in blocks[0] else (second, first)
+    return cert.strip() + "\n", key.strip() + "\n"
