@@ -222,15 +222,30 @@ def audit_policy() -> str:
                 "verbs": ["watch"],
                 "resources": [{"group": "", "resources": ["endpoints", "services", "services/status"]}],
             },
-            {"level": "None", "userGroups": ["system:nodes"], "verbs": ["get"],
-             "resources": [{"group": "", "resources": ["nodes", "nodes/status"]}]},
-            {"level": "None", "users": ["system:kube-controller-manager", "system:kube-scheduler"],
-             "verbs": ["get", "update"], "namespaces": ["kube-system"],
-             "resources": [{"group": "", "resources": ["endpoints"]},
-                           {"group": "coordination.k8s.io", "resources": ["leases"]}]},
+            {
+                "level": "None",
+                "userGroups": ["system:nodes"],
+                "verbs": ["get"],
+                "resources": [{"group": "", "resources": ["nodes", "nodes/status"]}],
+            },
+            {
+                "level": "None",
+                "users": ["system:kube-controller-manager", "system:kube-scheduler"],
+                "verbs": ["get", "update"],
+                "namespaces": ["kube-system"],
+                "resources": [
+                    {"group": "", "resources": ["endpoints"]},
+                    {"group": "coordination.k8s.io", "resources": ["leases"]},
+                ],
+            },
             {"level": "None", "nonResourceURLs": ["/healthz*", "/livez*", "/readyz*", "/version", "/metrics"]},
-            {"level": "None", "resources": [{"group": "", "resources": ["events"]},
-                                            {"group": "events.k8s.io", "resources": ["events"]}]},
+            {
+                "level": "None",
+                "resources": [
+                    {"group": "", "resources": ["events"]},
+                    {"group": "events.k8s.io", "resources": ["events"]},
+                ],
+            },
             # Secrets, config maps and token requests: who and when, never the payload.
             {
                 "level": "Metadata",
@@ -254,15 +269,21 @@ def certs_renew_slot(cfg: StackConfig, host: Host) -> str:
     return f"*-*-{day:02d} 02:30:00"
 
 
+CERTS_RENEW_SCRIPT = "/usr/local/sbin/seoul-kube-certs-renew"
+ETCD_CLIENT_CERT_SCRIPT = "/usr/local/sbin/seoul-etcd-client-cert"
+ETCD_CLIENT_ENV = "/etc/kubernetes/seoul-etcd-client.env"
+
+
 def certs_renew_service() -> str:
-    return """\
+    return f"""\
 [Unit]
 Description=Renew kubeadm certificates and restart the control-plane static pods
 After=kubelet.service
 
 [Service]
 Type=oneshot
-ExecStart=/usr/local/sbin/seoul-kube-certs-renew
+EnvironmentFile={ETCD_CLIENT_ENV}
+ExecStart={CERTS_RENEW_SCRIPT}
 """
 
 

@@ -10,7 +10,7 @@ MANIFESTS=/etc/kubernetes/manifests
 HOLD=/etc/kubernetes/manifests-hold
 export KUBECONFIG=/etc/kubernetes/admin.conf
 
-/usr/local/sbin/seoul-etcd-certs
+/usr/local/sbin/seoul-etcd-client-cert
 kubeadm certs renew all
 kubeadm certs check-expiration
 
