@@ -220,7 +220,7 @@ def test_every_host_step_uses_one_of_the_two_shapes(prod):
         words = shlex.split(create)
         assert words[0] == "sudo" and words[-2:] == ["bash", "-s"], create
         if len(words) > 3:
-            assert words[1] == "env" and all(re.match(r"^[A-Z_]+=", w) for w in words[2:-2]), create
+            assert words[1] == "env" and all(re.match(r"^[A-Z][A-Z0-9_]*=", w) for w in words[2:-2]), create
 
 
 # -- order ---------------------------------------------------------------------------
