@@ -2,12 +2,14 @@
 # `kubeadm join` this node, once. The secrets (token, CA pin, certificate key) come from a
 # root-only file written just before; they are filled into the JoinConfiguration template
 # inside this shell (no secret on any command line) and the file is removed afterwards.
-# Parameters: NODE_NAME CONFIG SECRETS CONTROL_PLANE(true|false)
+# Parameters: NODE_NAME CONFIG SECRETS CONTROL_PLANE(true|false); LOG, KUBELET_CONF, RUN_DIR (tests)
 set -euo pipefail
 : "${NODE_NAME:?}" "${CONFIG:?}" "${SECRETS:?}" "${CONTROL_PLANE:?}"
-LOG=/var/log/seoul/kubeadm-join.log
+LOG="${LOG:-/var/log/seoul/kubeadm-join.log}"
+KUBELET_CONF="${KUBELET_CONF:-/etc/kubernetes/kubelet.conf}"
+RUN_DIR="${RUN_DIR:-/run}"
 
-if [[ -f /etc/kubernetes/kubelet.conf ]]; then
+if [[ -f "$KUBELET_CONF" ]]; then
   echo "$NODE_NAME has already joined"
   rm -f "$SECRETS"
   exit 0
@@ -36,7 +38,7 @@ if [[ "$template" == *@@*@@* ]]; then
 fi
 
 umask 077
-work=$(mktemp -d /run/seoul-join.XXXXXX)
+work=$(mktemp -d "$RUN_DIR/seoul-join.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 printf '%s\n' "$template" >"$work/join.yaml"
 install -d -m 0700 "$(dirname "$LOG")"

@@ -1,0 +1,323 @@
+"""Scripts of the Kubernetes core: shellcheck, strict mode, and the ones that can run here.
+
+The certificate scripts run for real with openssl in a temp dir; the join script runs
+against a stand-in `kubeadm` that records what it was given; the rest need systemd and
+a cluster and are exercised on the hosts.
+"""
+
+import base64
+import os
+import re
+import stat
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+from model import load_config
+from offline.stackfile import read_stack_file
+from render import apivip, kubeadm
+from tests.tools import REPO, require_tool
+
+K8S_SCRIPTS = [
+    "admin-kubeconfig.sh",
+    "apivip-install.sh",
+    "apivip-start.sh",
+    "apivip-stop.sh",
+    "cert-expiry.sh",
+    "check_apiserver.sh",
+    "enable-units.sh",
+    "etcd-ca-export.sh",
+    "etcd-ca.sh",
+    "etcd-certs.sh",
+    "etcd-health.sh",
+    "etcd-install.sh",
+    "etcd-remove.sh",
+    "etcd-snapshot.sh",
+    "etcd-start.sh",
+    "kube-certs-renew.sh",
+    "kubeadm-init.sh",
+    "kubeadm-join-token.sh",
+    "kubeadm-join.sh",
+    "kubeadm-reset.sh",
+    "node-drain.sh",
+    "node-register.sh",
+    "runtime-install.sh",
+]
+SCRIPTS = REPO / "scripts"
+
+
+def run(script: str, env: dict[str, str], **kwargs) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        ["bash", str(SCRIPTS / script)],
+        env={"PATH": os.environ["PATH"], **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        **kwargs,
+    )
+
+
+def test_every_script_the_components_use_exists():
+    used = set()
+    for module in ("etcd", "apivip", "kubernetes", "certs"):
+        text = (REPO / "components" / f"{module}.py").read_text()
+        used |= set(re.findall(r'"([a-z_-]+\.sh)"', text))
+    assert used, "no script names found"
+    assert used <= set(K8S_SCRIPTS), used - set(K8S_SCRIPTS)
+    assert set(K8S_SCRIPTS) <= {p.name for p in SCRIPTS.glob("*.sh")}
+
+
+@pytest.mark.parametrize("name", K8S_SCRIPTS)
+def test_shellcheck_clean(name):
+    shellcheck = require_tool("shellcheck")
+    proc = subprocess.run(
+        [shellcheck, "-x", "-S", "style", str(SCRIPTS / name)], capture_output=True, text=True, timeout=60
+    )
+    assert proc.returncode == 0, proc.stdout
+
+
+@pytest.mark.parametrize("name", K8S_SCRIPTS)
+def test_strict_mode_and_a_header_that_says_what_it_does(name):
+    text = (SCRIPTS / name).read_text()
+    lines = text.splitlines()
+    assert lines[0] == "#!/usr/bin/env bash"
+    assert lines[1].startswith("# ") and len(lines[1]) > 20
+    assert "set -euo pipefail" in text
+
+
+# -- etcd certificates ---------------------------------------------------------------
+
+
+@pytest.fixture
+def ca(tmp_path) -> dict[str, str]:
+    require_tool("openssl")
+    env = {"CA_CERT": str(tmp_path / "ca.crt"), "CA_KEY": str(tmp_path / "ca.key")}
+    proc = run("etcd-ca.sh", {**env, "CA_DAYS": "3650", "CA_CN": "test-etcd-ca"})
+    assert proc.returncode == 0, proc.stderr
+    return env
+
+
+def x509(path: str, *args: str) -> str:
+    openssl = require_tool("openssl")
+    return subprocess.run([openssl, "x509", "-in", path, "-noout", *args], capture_output=True, text=True).stdout
+
+
+def member_env(ca, tmp_path, ip="10.0.1.31", renew_days="90") -> dict[str, str]:
+    return {
+        **ca,
+        "MODE": "member",
+        "NAME": "etcd-1",
+        "IP": ip,
+        "CERT": str(tmp_path / "member.crt"),
+        "KEY": str(tmp_path / "member.key"),
+        "OWNER": str(os.geteuid()),
+        "DAYS": "365",
+        "RENEW_DAYS": renew_days,
+    }
+
+
+def test_etcd_ca_is_created_once_and_never_replaced(ca, tmp_path):
+    before = Path(ca["CA_CERT"]).read_text()
+    again = run("etcd-ca.sh", {**ca, "CA_DAYS": "3650", "CA_CN": "test-etcd-ca"})
+    assert again.returncode == 0 and "exists" in again.stdout
+    assert Path(ca["CA_CERT"]).read_text() == before
+    assert stat.S_IMODE(Path(ca["CA_KEY"]).stat().st_mode) == 0o600
+    assert "CA:TRUE" in x509(ca["CA_CERT"], "-text")
+
+
+def test_etcd_ca_refuses_half_a_pair(tmp_path):
+    require_tool("openssl")
+    (tmp_path / "ca.crt").write_text("orphan")
+    proc = run(
+        "etcd-ca.sh",
+        {"CA_CERT": str(tmp_path / "ca.crt"), "CA_KEY": str(tmp_path / "ca.key"), "CA_DAYS": "1", "CA_CN": "x"},
+    )
+    assert proc.returncode != 0 and "refusing" in proc.stderr
+
+
+def test_member_certificate_is_issued_once_for_peers_and_clients(ca, tmp_path):
+    env = member_env(ca, tmp_path)
+    first = run("etcd-certs.sh", env)
+    assert first.returncode == 0 and "issued" in first.stdout, first.stderr
+    text = x509(env["CERT"], "-text")
+    assert "TLS Web Server Authentication" in text and "TLS Web Client Authentication" in text
+    assert "IP Address:10.0.1.31" in text and "DNS:etcd-1" in text and "IP Address:127.0.0.1" in text
+    assert stat.S_IMODE(Path(env["KEY"]).stat().st_mode) == 0o600
+    second = run("etcd-certs.sh", env)
+    assert second.returncode == 0 and "is valid" in second.stdout
+
+
+def test_member_certificate_is_reissued_when_the_address_changes_or_expiry_nears(ca, tmp_path):
+    run("etcd-certs.sh", member_env(ca, tmp_path))
+    serial = x509(str(tmp_path / "member.crt"), "-serial")
+    moved = run("etcd-certs.sh", member_env(ca, tmp_path, ip="10.0.1.99"))
+    assert "issued" in moved.stdout and "IP Address:10.0.1.99" in x509(str(tmp_path / "member.crt"), "-text")
+    due = run("etcd-certs.sh", member_env(ca, tmp_path, ip="10.0.1.99", renew_days="400"))
+    assert "issued" in due.stdout
+    assert x509(str(tmp_path / "member.crt"), "-serial") != serial
+
+
+def test_client_certificate_is_for_clients_only(ca, tmp_path):
+    env = {**member_env(ca, tmp_path), "MODE": "client", "NAME": kubeadm.ETCD_CLIENT_CN}
+    assert run("etcd-certs.sh", env).returncode == 0
+    text = x509(env["CERT"], "-text")
+    assert "TLS Web Client Authentication" in text and "TLS Web Server Authentication" not in text
+    assert f"CN = {kubeadm.ETCD_CLIENT_CN}" in x509(env["CERT"], "-subject")
+
+
+def test_certificates_need_the_ca_first(tmp_path):
+    require_tool("openssl")
+    env = member_env({"CA_CERT": str(tmp_path / "none.crt"), "CA_KEY": str(tmp_path / "none.key")}, tmp_path)
+    proc = run("etcd-certs.sh", env)
+    assert proc.returncode != 0 and "missing" in proc.stderr
+
+
+def test_ca_export_prints_a_matching_pair_or_nothing(ca, tmp_path):
+    out = run("etcd-ca-export.sh", ca)
+    assert out.returncode == 0
+    assert out.stdout.count("-----BEGIN") == 2 and "PRIVATE KEY" in out.stdout
+    other = tmp_path / "other"
+    other.mkdir()
+    run("etcd-ca.sh", {"CA_CERT": str(other / "ca.crt"), "CA_KEY": str(other / "ca.key"), "CA_DAYS": "1", "CA_CN": "o"})
+    mixed = run("etcd-ca-export.sh", {"CA_CERT": ca["CA_CERT"], "CA_KEY": str(other / "ca.key")})
+    assert mixed.returncode != 0 and mixed.stdout == ""
+
+
+# -- certificate expiry export -------------------------------------------------------
+
+METRIC = re.compile(r'^seoul_cert_expiry_timestamp_seconds\{path="[^"]+",subject="[^"]*"\} \d+$')
+
+
+def test_cert_expiry_writes_a_prometheus_textfile(ca, tmp_path):
+    run("etcd-certs.sh", member_env(ca, tmp_path))
+    client_pem = Path(ca["CA_CERT"]).read_bytes()
+    kubeconfig = tmp_path / "admin.conf"
+    kubeconfig.write_text(
+        yaml.safe_dump(
+            {"users": [{"name": "a", "user": {"client-certificate-data": base64.b64encode(client_pem).decode()}}]}
+        )
+    )
+    out = tmp_path / "textfile" / "cert_expiry.prom"
+    proc = run("cert-expiry.sh", {"OUTPUT": str(out), "CERT_DIRS": str(tmp_path), "KUBECONFIGS": str(kubeconfig)})
+    assert proc.returncode == 0, proc.stderr
+    lines = out.read_text().splitlines()
+    samples = [line for line in lines if not line.startswith("#")]
+    series = [line for line in samples if line.startswith("seoul_cert_expiry_timestamp_seconds{")]
+    assert all(METRIC.match(line) for line in series), series
+    paths = {re.search(r'path="([^"]+)"', line).group(1) for line in series}
+    assert {ca["CA_CERT"], str(tmp_path / "member.crt"), str(kubeconfig)} <= paths
+    assert not any("key" in Path(p).name for p in paths)
+    assert any(line.startswith("seoul_cert_expiry_last_run_timestamp_seconds ") for line in samples)
+    assert "# TYPE seoul_cert_expiry_timestamp_seconds gauge" in lines
+    assert not list(out.parent.glob("*.prom.*")), "temporary files left behind"
+
+
+# -- kubeadm join --------------------------------------------------------------------
+
+TOKEN = "abcdef.0123456789abcdef"
+HASH = "sha256:" + "a" * 64
+CERT_KEY = "0f" * 32
+
+
+@pytest.fixture
+def fake_kubeadm(tmp_path) -> Path:
+    """A `kubeadm` that records its argv and the config it was handed."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    fake = bin_dir / "kubeadm"
+    fake.write_text(
+        "#!/usr/bin/env bash\n"
+        'printf "%s\\n" "$@" >"$FAKE_OUT/argv"\n'
+        'while [[ $# -gt 0 ]]; do if [[ $1 == --config ]]; then cp "$2" "$FAKE_OUT/config"; '
+        'stat -c %a "$2" >"$FAKE_OUT/mode"; fi; shift; done\n'
+    )
+    fake.chmod(0o755)
+    return bin_dir
+
+
+def join(tmp_path, fake_kubeadm, node: str, secrets: str) -> tuple[subprocess.CompletedProcess, Path]:
+    cfg = load_config(read_stack_file(REPO / "Pulumi.seoul-prod.yaml").lookup)
+    host = next(h for h in cfg.hosts if h.name == node)
+    template = tmp_path / "kubeadm-config.yaml"
+    template.write_text(kubeadm.config_yaml(cfg, host))
+    secret_file = tmp_path / "join.env"
+    secret_file.write_text(secrets)
+    secret_file.chmod(0o600)
+    out = tmp_path / "out"
+    out.mkdir(exist_ok=True)
+    env = {
+        "PATH": f"{fake_kubeadm}:{os.environ['PATH']}",
+        "FAKE_OUT": str(out),
+        "NODE_NAME": node,
+        "CONFIG": str(template),
+        "SECRETS": str(secret_file),
+        "CONTROL_PLANE": str(host.has("control-plane")).lower(),
+        "LOG": str(tmp_path / "log" / "join.log"),
+        "KUBELET_CONF": str(tmp_path / "kubelet.conf"),
+        "RUN_DIR": str(tmp_path),
+    }
+    proc = subprocess.run(["bash", str(SCRIPTS / "kubeadm-join.sh")], env=env, capture_output=True, text=True)
+    return proc, out
+
+
+def test_join_fills_the_template_in_a_private_file_and_removes_the_secrets(tmp_path, fake_kubeadm):
+    proc, out = join(
+        tmp_path, fake_kubeadm, "cp-2", f"TOKEN={TOKEN}\nCA_CERT_HASH={HASH}\nCERTIFICATE_KEY={CERT_KEY}\n"
+    )
+    assert proc.returncode == 0, proc.stderr
+    config = yaml.safe_load((out / "config").read_text())
+    assert config["discovery"]["bootstrapToken"]["token"] == TOKEN
+    assert config["discovery"]["bootstrapToken"]["caCertHashes"] == [HASH]
+    assert config["controlPlane"]["certificateKey"] == CERT_KEY
+    assert (out / "mode").read_text().strip() == "600"
+    argv = (out / "argv").read_text()
+    assert TOKEN not in argv and CERT_KEY not in argv and argv.startswith("join\n--config\n")
+    assert not (tmp_path / "join.env").exists(), "secrets file left on the node"
+    assert not list(tmp_path.glob("seoul-join.*")), "filled config left on the node"
+    assert TOKEN not in proc.stdout + proc.stderr
+
+
+def test_worker_join_needs_no_certificate_key(tmp_path, fake_kubeadm):
+    proc, out = join(tmp_path, fake_kubeadm, "worker-1", f"TOKEN={TOKEN}\nCA_CERT_HASH={HASH}\n")
+    assert proc.returncode == 0, proc.stderr
+    assert "controlPlane" not in yaml.safe_load((out / "config").read_text())
+
+
+@pytest.mark.parametrize(
+    "secrets",
+    [
+        f"TOKEN=not-a-token\nCA_CERT_HASH={HASH}\nCERTIFICATE_KEY={CERT_KEY}\n",
+        f"TOKEN={TOKEN}\nCA_CERT_HASH=md5:abc\nCERTIFICATE_KEY={CERT_KEY}\n",
+        f"TOKEN={TOKEN}\nCA_CERT_HASH={HASH}\n",
+        f"TOKEN={TOKEN}$(touch /tmp/pwned)\nCA_CERT_HASH={HASH}\nCERTIFICATE_KEY={CERT_KEY}\n",
+    ],
+    ids=["bad-token", "bad-hash", "no-cert-key", "injection"],
+)
+def test_join_refuses_malformed_material_without_running_kubeadm(tmp_path, fake_kubeadm, secrets):
+    proc, out = join(tmp_path, fake_kubeadm, "cp-2", secrets)
+    assert proc.returncode != 0
+    assert not (out / "argv").exists()
+
+
+def test_join_is_a_no_op_on_a_joined_node(tmp_path, fake_kubeadm):
+    (tmp_path / "kubelet.conf").write_text("joined")
+    proc, out = join(tmp_path, fake_kubeadm, "worker-1", f"TOKEN={TOKEN}\nCA_CERT_HASH={HASH}\n")
+    assert proc.returncode == 0 and "already joined" in proc.stdout
+    assert not (out / "argv").exists()
+
+
+def test_keepalived_check_script_is_what_keepalived_conf_calls():
+    cfg = load_config(read_stack_file(REPO / "Pulumi.seoul-prod.yaml").lookup)
+    conf = apivip.keepalived_conf(cfg, apivip.control_planes(cfg)[0])
+    assert f'script "{apivip.CHECK_SCRIPT} {apivip.APISERVER_PORT}"' in conf
+    text = (SCRIPTS / "check_apiserver.sh").read_text()
+    assert "/healthz" in text and "haproxy" in text
+
+
+@pytest.mark.parametrize("name", ["etcd-remove.sh", "apivip-stop.sh", "kubeadm-reset.sh", "node-drain.sh"])
+def test_delete_scripts_parse_when_passed_inline(name):
+    """Deletes travel as `bash -c '<script>'`; the shell must parse them that way."""
+    proc = subprocess.run(["bash", "-n", "-c", (SCRIPTS / name).read_text()], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
