@@ -200,7 +200,8 @@ def snapshot_service() -> str:
 [Unit]
 Description=Save an etcd snapshot to {SNAPSHOT_DIR}
 After=etcd.service
-Requires=etcd.service
+# Only while etcd runs; never start a stopped (e.g. removed) member for a snapshot.
+Requisite=etcd.service
 
 [Service]
 Type=oneshot

@@ -14,7 +14,7 @@ if [[ -e "$CA_CERT" || -e "$CA_KEY" ]]; then
 fi
 
 umask 077
-install -d -m 0750 "$(dirname "$CA_CERT")"
+[[ -d "$(dirname "$CA_CERT")" ]] || install -d -m 0750 "$(dirname "$CA_CERT")"
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:3072 -out "$work/ca.key" 2>/dev/null

@@ -61,7 +61,8 @@ openssl x509 -req -in "$work/req.csr" -CA "$CA_CERT" -CAkey "$CA_KEY" -CAcreates
   -CAserial "$work/ca.srl" -days "$DAYS" -sha256 -extfile "$work/ext.cnf" -out "$work/cert.pem" 2>/dev/null
 openssl verify -CAfile "$CA_CERT" "$work/cert.pem" >/dev/null
 
-install -d -m 0750 "$(dirname "$CERT")"
+# Create the directory if needed; never change an existing one (its group may be etcd).
+[[ -d "$(dirname "$CERT")" ]] || install -d -m 0750 "$(dirname "$CERT")"
 # Key first, then certificate: a reader never sees a new certificate with the old key
 # for longer than the gap between two renames.
 install -m 0600 -o "$OWNER" -g root "$work/key.pem" "$KEY.new"

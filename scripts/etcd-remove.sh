@@ -16,7 +16,7 @@ ctl() {
 
 if [[ ! -d "$DATA_DIR/member" ]]; then
   echo "etcd member $NAME holds no data; nothing to remove"
-  systemctl disable --now etcd 2>/dev/null || true
+  systemctl disable --now etcd-snapshot.timer etcd-certs-renew.timer etcd 2>/dev/null || true
   exit 0
 fi
 
@@ -36,6 +36,7 @@ elif [[ -n "$id" ]]; then
   echo "$NAME is the last etcd member; stopping it without a membership change"
 fi
 
+systemctl disable --now etcd-snapshot.timer etcd-certs-renew.timer 2>/dev/null || true
 systemctl disable --now etcd
 archive="$DATA_DIR/member.removed-$(date -u +%Y%m%dT%H%M%SZ)"
 mv "$DATA_DIR/member" "$archive"

@@ -56,7 +56,11 @@ if [[ -d "$DATA_DIR/member" ]]; then
     fi
   fi
   systemctl enable etcd
-  systemctl restart etcd
+  # Blocks until the new process reports ready (Type=notify), so the health check below
+  # cannot see the old process; bounded, as the unit itself waits without limit.
+  if ! timeout 300 systemctl restart etcd; then
+    echo "etcd on $NAME did not report ready within 300s after the restart" >&2
+  fi
   wait_local_healthy
   echo "$FINGERPRINT" >"$STAMP"
   exit 0
@@ -100,7 +104,7 @@ if [[ -n "$live" ]]; then
     -e "s|^initial-cluster: .*|initial-cluster: \"$cluster\"|" "$CONF"
   echo "joining the running cluster as $NAME: $cluster"
   systemctl enable etcd
-  systemctl start etcd
+  systemctl start --no-block etcd
   wait_local_healthy
 else
   echo "no healthy cluster among the other members: bootstrapping $NAME from $CONF"
