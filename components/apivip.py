@@ -72,6 +72,7 @@ class ApiVip(pulumi.ComponentResource):
                 "IFACE_CONF": apivip.KEEPALIVED_IFACE_CONF,
                 "HAPROXY_CFG": apivip.HAPROXY_CFG,
                 "KEEPALIVED_CONF": apivip.KEEPALIVED_CONF,
+                "CHECK_SCRIPT": apivip.CHECK_SCRIPT,
                 "FINGERPRINT": fingerprint,
             },
             delete_script="apivip-stop.sh",

@@ -7,6 +7,12 @@ set -euo pipefail
 : "${NODE_NAME:?}" "${CONTROL_PLANE:?}" "${TTL:?}" "${CONFIG:?}"
 export KUBECONFIG=/etc/kubernetes/admin.conf
 
+if kubectl get node "$NODE_NAME" >/dev/null 2>&1; then
+  # Already a node: mint nothing, so a re-run never leaves a live token on a joined host.
+  echo "# $NODE_NAME is already a node of the cluster; no join material"
+  exit 0
+fi
+
 token=$(kubeadm token create --ttl "$TTL" --description "join $NODE_NAME (seoul-cluster)" \
   --usages signing,authentication --groups system:bootstrappers:kubeadm:default-node-token)
 hash=$(openssl x509 -pubkey -noout -in /etc/kubernetes/pki/ca.crt |

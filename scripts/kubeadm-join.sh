@@ -22,6 +22,12 @@ fi
 value() { sed -n "s/^$1=//p" "$SECRETS"; }
 token=$(value TOKEN)
 hash=$(value CA_CERT_HASH)
+if [[ -z "$token" ]]; then
+  echo "no join material in $SECRETS: the first control plane already has a Node named $NODE_NAME." \
+    "If this host was reset, delete that Node and replace the $NODE_NAME-join-token step" \
+    "(pulumi up --target-replace)." >&2
+  exit 1
+fi
 [[ "$token" =~ ^[a-z0-9]{6}\.[a-z0-9]{16}$ ]] || { echo "malformed TOKEN in $SECRETS" >&2; exit 1; }
 [[ "$hash" =~ ^sha256:[a-f0-9]{64}$ ]] || { echo "malformed CA_CERT_HASH in $SECRETS" >&2; exit 1; }
 template=$(<"$CONFIG")

@@ -321,3 +321,9 @@ def test_delete_scripts_parse_when_passed_inline(name):
     """Deletes travel as `bash -c '<script>'`; the shell must parse them that way."""
     proc = subprocess.run(["bash", "-n", "-c", (SCRIPTS / name).read_text()], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
+
+
+def test_join_explains_empty_material_from_an_existing_node(tmp_path, fake_kubeadm):
+    proc, out = join(tmp_path, fake_kubeadm, "worker-1", "# worker-1 is already a node of the cluster\n")
+    assert proc.returncode != 0 and "already has a Node named worker-1" in proc.stderr
+    assert not (out / "argv").exists()
