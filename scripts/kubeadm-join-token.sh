@@ -2,9 +2,11 @@
 # On the first control plane: mint join material for one node. Prints (to the caller's
 # secret stdout, with logging off) a short-lived bootstrap token, the cluster CA pin and,
 # for a control plane, a fresh certificate key for certificates uploaded just now.
-# Parameters: NODE_NAME CONTROL_PLANE(true|false) TTL CONFIG
+# Parameters: NODE_NAME CONTROL_PLANE(true|false) TTL CONFIG; CA_CRT, RUN_DIR (tests)
 set -euo pipefail
 : "${NODE_NAME:?}" "${CONTROL_PLANE:?}" "${TTL:?}" "${CONFIG:?}"
+CA_CRT="${CA_CRT:-/etc/kubernetes/pki/ca.crt}"
+RUN_DIR="${RUN_DIR:-/run}"
 export KUBECONFIG=/etc/kubernetes/admin.conf
 
 if kubectl get node "$NODE_NAME" >/dev/null 2>&1; then
@@ -15,7 +17,7 @@ fi
 
 token=$(kubeadm token create --ttl "$TTL" --description "join $NODE_NAME (seoul-cluster)" \
   --usages signing,authentication --groups system:bootstrappers:kubeadm:default-node-token)
-hash=$(openssl x509 -pubkey -noout -in /etc/kubernetes/pki/ca.crt |
+hash=$(openssl x509 -pubkey -noout -in "$CA_CRT" |
   openssl pkey -pubin -outform der | openssl dgst -sha256 -hex | awk '{ print $NF }')
 
 printf 'TOKEN=%s\n' "$token"
@@ -24,6 +26,16 @@ if [[ "$CONTROL_PLANE" == "true" ]]; then
   key=$(kubeadm certs certificate-key)
   # Upload the shared control-plane certificates (including the external etcd CA and
   # client certificate) encrypted with the new key; the Secret expires after two hours.
-  kubeadm init phase upload-certs --upload-certs --config "$CONFIG" --certificate-key "$key" >/dev/null
+  # The key goes in through a private copy of the config (kubeadm does not mix --config
+  # with most flags, and a key on the command line would show in `ps`).
+  umask 077
+  work=$(mktemp -d "$RUN_DIR/seoul-upload-certs.XXXXXX")
+  trap 'rm -rf "$work"' EXIT
+  while IFS= read -r line; do
+    printf '%s\n' "$line"
+    if [[ "$line" == "kind: InitConfiguration" ]]; then printf 'certificateKey: %s\n' "$key"; fi
+  done <"$CONFIG" >"$work/config.yaml"
+  grep -q '^certificateKey: ' "$work/config.yaml" || { echo "no InitConfiguration in $CONFIG" >&2; exit 1; }
+  kubeadm init phase upload-certs --upload-certs --config "$work/config.yaml" >/dev/null
   printf 'CERTIFICATE_KEY=%s\n' "$key"
 fi

@@ -6,6 +6,7 @@ a cluster and are exercised on the hosts.
 """
 
 import base64
+import hashlib
 import os
 import re
 import stat
@@ -327,3 +328,97 @@ def test_join_explains_empty_material_from_an_existing_node(tmp_path, fake_kubea
     proc, out = join(tmp_path, fake_kubeadm, "worker-1", "# worker-1 is already a node of the cluster\n")
     assert proc.returncode != 0 and "already has a Node named worker-1" in proc.stderr
     assert not (out / "argv").exists()
+
+
+# -- join material -------------------------------------------------------------------
+
+
+@pytest.fixture
+def fake_control_plane(tmp_path) -> tuple[Path, Path]:
+    """`kubectl` that knows no node, and a `kubeadm` that mints fixed material and keeps the config."""
+    bin_dir = tmp_path / "cp-bin"
+    bin_dir.mkdir()
+    (bin_dir / "kubectl").write_text("#!/usr/bin/env bash\nexit 1\n")
+    (bin_dir / "kubeadm").write_text(
+        "#!/usr/bin/env bash\n"
+        'printf "%s\\n" "$*" >>"$FAKE_OUT/calls"\n'
+        'case "$1 $2" in\n'
+        f'  "token create") echo {TOKEN} ;;\n'
+        f'  "certs certificate-key") echo {CERT_KEY} ;;\n'
+        '  "init phase") while [[ $# -gt 0 ]]; do [[ $1 == --config ]] && cp "$2" "$FAKE_OUT/config"; shift; done ;;\n'
+        "esac\n"
+    )
+    for tool in bin_dir.iterdir():
+        tool.chmod(0o755)
+    out = tmp_path / "cp-out"
+    out.mkdir()
+    return bin_dir, out
+
+
+def mint(tmp_path, fake_control_plane, control_plane: bool) -> tuple[subprocess.CompletedProcess, Path, Path]:
+    openssl = require_tool("openssl")
+    bin_dir, out = fake_control_plane
+    ca_key, ca_crt = tmp_path / "k8s-ca.key", tmp_path / "k8s-ca.crt"
+    subprocess.run(
+        [
+            openssl,
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            str(ca_key),
+            "-out",
+            str(ca_crt),
+            "-subj",
+            "/CN=kubernetes",
+            "-days",
+            "1",
+        ],
+        check=True,
+        capture_output=True,
+    )
+    cfg = load_config(read_stack_file(REPO / "Pulumi.seoul-prod.yaml").lookup)
+    config = tmp_path / "init.yaml"
+    config.write_text(kubeadm.config_yaml(cfg, kubeadm.first_control_plane(cfg)))
+    env = {
+        "PATH": f"{bin_dir}:{os.environ['PATH']}",
+        "FAKE_OUT": str(out),
+        "NODE_NAME": "cp-2" if control_plane else "worker-1",
+        "CONTROL_PLANE": str(control_plane).lower(),
+        "TTL": "2h",
+        "CONFIG": str(config),
+        "CA_CRT": str(ca_crt),
+        "RUN_DIR": str(tmp_path),
+    }
+    proc = subprocess.run(["bash", str(SCRIPTS / "kubeadm-join-token.sh")], env=env, capture_output=True, text=True)
+    return proc, out, ca_crt
+
+
+def spki_sha256(ca_crt: Path) -> str:
+    """The pin as kubeadm's documentation computes it (a different openssl pipeline)."""
+    pub = subprocess.run(["openssl", "x509", "-pubkey", "-noout", "-in", str(ca_crt)], capture_output=True).stdout
+    der = subprocess.run(["openssl", "rsa", "-pubin", "-outform", "der"], input=pub, capture_output=True).stdout
+    return hashlib.sha256(der).hexdigest()
+
+
+def test_control_plane_join_material_uploads_certs_with_the_printed_key(tmp_path, fake_control_plane):
+    proc, out, ca_crt = mint(tmp_path, fake_control_plane, control_plane=True)
+    assert proc.returncode == 0, proc.stderr
+    material = dict(line.split("=", 1) for line in proc.stdout.splitlines())
+    assert material == {"TOKEN": TOKEN, "CA_CERT_HASH": f"sha256:{spki_sha256(ca_crt)}", "CERTIFICATE_KEY": CERT_KEY}
+    docs = list(yaml.safe_load_all((out / "config").read_text()))
+    init = next(d for d in docs if d and d["kind"] == "InitConfiguration")
+    assert init["certificateKey"] == CERT_KEY
+    assert any(d and d["kind"] == "ClusterConfiguration" and "external" in d["etcd"] for d in docs)
+    calls = (out / "calls").read_text()
+    assert CERT_KEY not in calls and "--upload-certs" in calls and "--ttl 2h" in calls
+    assert not list(tmp_path.glob("seoul-upload-certs.*")), "config copy with the key left behind"
+
+
+def test_worker_join_material_has_no_certificate_key(tmp_path, fake_control_plane):
+    proc, out, _ = mint(tmp_path, fake_control_plane, control_plane=False)
+    assert proc.returncode == 0, proc.stderr
+    assert set(dict(line.split("=", 1) for line in proc.stdout.splitlines())) == {"TOKEN", "CA_CERT_HASH"}
+    assert "upload-certs" not in (out / "calls").read_text()
