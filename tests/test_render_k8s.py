@@ -85,7 +85,7 @@ def keepalived_check(tmp_path: Path, conf: str) -> str:
     keepalived = require_tool("keepalived")
     nics = sorted(n.name for n in Path("/sys/class/net").iterdir() if n.name != "lo")
     if not nics:
-        pytest.skip("no non-loopback network interface to bind VRRP to")
+        unavailable("no non-loopback network interface to bind VRRP to")
     iface = tmp_path / "interface.conf"
     iface.write_text(f"$VIP_INTERFACE={nics[0]}\n")
     path = tmp_path / "keepalived.conf"
@@ -534,6 +534,6 @@ def test_rendered_files_carry_no_tabs_or_trailing_spaces(cfg):
 def test_no_leftover_processes():
     """The etcd test above stops what it starts."""
     if shutil.which("pgrep") is None:
-        pytest.skip("pgrep not available")
+        unavailable("pgrep is not installed")
     proc = subprocess.run(["pgrep", "-f", "etcd --config-file .*pytest"], capture_output=True, text=True)
     assert proc.stdout.strip() == ""
