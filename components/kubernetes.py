@@ -301,7 +301,7 @@ def join_node(
         env={
             "NODE_NAME": node.name,
             "CONFIG": kubeadm.CONFIG_PATH,
-            "SECRETS": kubeadm.JOIN_SECRETS_PATH,
+            "SECRETS_FILE": kubeadm.JOIN_SECRETS_PATH,
             "CONTROL_PLANE": str(is_control_plane).lower(),
             "CRI_SOCKET": runtime.cri_socket(cfg),
         },

@@ -2,40 +2,40 @@
 # `kubeadm join` this node, once. The secrets (token, CA pin, certificate key) come from a
 # root-only file written just before; they are filled into the JoinConfiguration template
 # inside this shell (no secret on any command line) and the file is removed afterwards.
-# Parameters: NODE_NAME CONFIG SECRETS CONTROL_PLANE(true|false); LOG, KUBELET_CONF, RUN_DIR (tests)
+# Parameters: NODE_NAME CONFIG SECRETS_FILE CONTROL_PLANE(true|false); LOG, KUBELET_CONF, RUN_DIR (tests)
 set -euo pipefail
-: "${NODE_NAME:?}" "${CONFIG:?}" "${SECRETS:?}" "${CONTROL_PLANE:?}"
+: "${NODE_NAME:?}" "${CONFIG:?}" "${SECRETS_FILE:?}" "${CONTROL_PLANE:?}"
 LOG="${LOG:-/var/log/seoul/kubeadm-join.log}"
 KUBELET_CONF="${KUBELET_CONF:-/etc/kubernetes/kubelet.conf}"
 RUN_DIR="${RUN_DIR:-/run}"
 
 if [[ -f "$KUBELET_CONF" ]]; then
   echo "$NODE_NAME has already joined"
-  rm -f "$SECRETS"
+  rm -f "$SECRETS_FILE"
   exit 0
 fi
-if [[ ! -r "$SECRETS" ]]; then
-  echo "$SECRETS is missing; re-run 'pulumi up' so the join material is written again" >&2
+if [[ ! -r "$SECRETS_FILE" ]]; then
+  echo "$SECRETS_FILE is missing; re-run 'pulumi up' so the join material is written again" >&2
   exit 1
 fi
 
-value() { sed -n "s/^$1=//p" "$SECRETS"; }
+value() { sed -n "s/^$1=//p" "$SECRETS_FILE"; }
 token=$(value TOKEN)
 hash=$(value CA_CERT_HASH)
 if [[ -z "$token" ]]; then
-  echo "no join material in $SECRETS: the first control plane already has a Node named $NODE_NAME." \
+  echo "no join material in $SECRETS_FILE: the first control plane already has a Node named $NODE_NAME." \
     "If this host was reset, delete that Node and replace the $NODE_NAME-join-token step" \
     "(pulumi up --target-replace)." >&2
   exit 1
 fi
-[[ "$token" =~ ^[a-z0-9]{6}\.[a-z0-9]{16}$ ]] || { echo "malformed TOKEN in $SECRETS" >&2; exit 1; }
-[[ "$hash" =~ ^sha256:[a-f0-9]{64}$ ]] || { echo "malformed CA_CERT_HASH in $SECRETS" >&2; exit 1; }
+[[ "$token" =~ ^[a-z0-9]{6}\.[a-z0-9]{16}$ ]] || { echo "malformed TOKEN in $SECRETS_FILE" >&2; exit 1; }
+[[ "$hash" =~ ^sha256:[a-f0-9]{64}$ ]] || { echo "malformed CA_CERT_HASH in $SECRETS_FILE" >&2; exit 1; }
 template=$(<"$CONFIG")
 template=${template//@@TOKEN@@/$token}
 template=${template//@@CA_CERT_HASH@@/$hash}
 if [[ "$CONTROL_PLANE" == "true" ]]; then
   key=$(value CERTIFICATE_KEY)
-  [[ "$key" =~ ^[a-f0-9]{64}$ ]] || { echo "malformed CERTIFICATE_KEY in $SECRETS" >&2; exit 1; }
+  [[ "$key" =~ ^[a-f0-9]{64}$ ]] || { echo "malformed CERTIFICATE_KEY in $SECRETS_FILE" >&2; exit 1; }
   template=${template//@@CERTIFICATE_KEY@@/$key}
 fi
 if [[ "$template" == *@@*@@* ]]; then
@@ -53,5 +53,5 @@ if ! kubeadm join --config "$work/join.yaml" >>"$LOG" 2>&1; then
   tail -n 40 "$LOG" | grep -viE 'token|certificate-key' >&2 || true
   exit 1
 fi
-rm -f "$SECRETS"
+rm -f "$SECRETS_FILE"
 echo "$NODE_NAME joined the cluster$([[ "$CONTROL_PLANE" == "true" ]] && echo ' as a control plane')"

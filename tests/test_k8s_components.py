@@ -38,6 +38,8 @@ FAKE_CA = (
     "-----BEGIN CERTIFICATE-----\nMIIBfakecert\n-----END CERTIFICATE-----\n"
     "-----BEGIN PRIVATE KEY-----\nMIIEfakeetcdcakey\n-----END PRIVATE KEY-----\n"
 )
+SECRET_NAME = re.compile(r"(?i)(PASSWORD|PASSWD|SECRET|TOKEN|PRIVATE_?KEY|CERT(IFICATE)?_KEY|API_?KEY|CREDENTIAL)")
+NAMES_A_PLACE = re.compile(r"(?i)_(HASH|TTL|FILE|PATH|DIR|NAME|ID)$")
 SECRETS = (FAKE_TOKEN, FAKE_CERT_KEY, "fake-admin-credential", "MIIEfakeetcdcakey")
 
 
@@ -221,6 +223,11 @@ def test_every_host_step_uses_one_of_the_two_shapes(prod):
         assert words[0] == "sudo" and words[-2:] == ["bash", "-s"], create
         if len(words) > 3:
             assert words[1] == "env" and all(re.match(r"^[A-Z][A-Z0-9_]*=", w) for w in words[2:-2]), create
+            for word in words[2:-2]:
+                name = word.split("=", 1)[0]
+                # a name that says "secret" is read as carrying one (the policy pack does too)
+                if SECRET_NAME.search(name):
+                    assert NAMES_A_PLACE.search(name), f"{req.name}: {name}"
 
 
 # -- order ---------------------------------------------------------------------------

@@ -253,7 +253,7 @@ def join(tmp_path, fake_kubeadm, node: str, secrets: str) -> tuple[subprocess.Co
         "FAKE_OUT": str(out),
         "NODE_NAME": node,
         "CONFIG": str(template),
-        "SECRETS": str(secret_file),
+        "SECRETS_FILE": str(secret_file),
         "CONTROL_PLANE": str(host.has("control-plane")).lower(),
         "LOG": str(tmp_path / "log" / "join.log"),
         "KUBELET_CONF": str(tmp_path / "kubelet.conf"),
