@@ -24,8 +24,10 @@ from pulumi.runtime.sync_await import _sync_await
 from components.hosts import Host
 from components.kubernetes import KubernetesCluster, build_kubernetes
 from model import PROJECT, StackConfig, load_config
+from offline.engine import run_program
 from offline.graph import longest_chain
 from offline.stackfile import read_stack_file
+from offline.wire import SECRET, plain
 from tests.tools import REPO
 
 COMMAND = "command:remote:Command"
@@ -381,3 +383,16 @@ def test_outputs_name_the_endpoint_and_the_expiry_metrics(prod):
     assert outputs["controlPlaneEndpoint"] == "https://10.0.1.10:8443"
     assert outputs["certExpiryMetrics"] == "/var/lib/node_exporter/textfile/cert_expiry.prom"
     assert Path(outputs["certExpiryScript"]).name == "seoul-cert-expiry"
+
+
+# -- the composed program, as `pulumi preview` would run it --------------------------
+
+
+@pytest.mark.parametrize("stack", ["seoul-prod", "seoul-stage"])
+def test_composed_program_previews_with_secret_kubeconfig(stack):
+    regs, outputs = run_program(REPO / "tests" / "k8s_program.py", read_stack_file(REPO / f"Pulumi.{stack}.yaml"))
+    exported = plain(outputs)
+    assert exported["kubeconfig"] == SECRET
+    assert exported["controlPlaneEndpoint"].endswith(":8443")
+    types = {r.type for r in regs}
+    assert {"seoul:hosts:Host", "seoul:etcd:EtcdCluster", "pulumi:providers:kubernetes"} <= types
