@@ -43,5 +43,6 @@ class CertificateExpiry(pulumi.ComponentResource):
                 "RUN_NOW": "cert-expiry.service",
                 "FINGERPRINT": digest("".join(c for _, c, _ in contents.values())),
             },
+            delete_script="disable-units.sh",
         )
         self.register_outputs({"metrics": certs.EXPIRY_METRICS})

@@ -240,4 +240,5 @@ class EtcdCluster(pulumi.ComponentResource):
                 "TIMERS": "etcd-snapshot.timer etcd-certs-renew.timer",
                 "FINGERPRINT": digest("".join(content for _, content, _ in files.values())),
             },
+            delete_script="disable-units.sh",
         )

@@ -217,6 +217,7 @@ class ControlPlane(pulumi.ComponentResource):
                 "TIMERS": "kube-certs-renew.timer",
                 "FINGERPRINT": digest("".join(c for _, c, _ in contents.values())),
             },
+            delete_script="disable-units.sh",
         )
 
 

@@ -29,6 +29,7 @@ K8S_SCRIPTS = [
     "cert-expiry.sh",
     "check_apiserver.sh",
     "enable-units.sh",
+    "disable-units.sh",
     "etcd-ca-export.sh",
     "etcd-ca.sh",
     "etcd-certs.sh",
@@ -317,7 +318,9 @@ def test_keepalived_check_script_is_what_keepalived_conf_calls():
     assert "/healthz" in text and "haproxy" in text
 
 
-@pytest.mark.parametrize("name", ["etcd-remove.sh", "apivip-stop.sh", "kubeadm-reset.sh", "node-drain.sh"])
+@pytest.mark.parametrize(
+    "name", ["etcd-remove.sh", "apivip-stop.sh", "kubeadm-reset.sh", "node-drain.sh", "disable-units.sh"]
+)
 def test_delete_scripts_parse_when_passed_inline(name):
     """Deletes travel as `bash -c '<script>'`; the shell must parse them that way."""
     proc = subprocess.run(["bash", "-n", "-c", (SCRIPTS / name).read_text()], capture_output=True, text=True)
