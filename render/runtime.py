@@ -15,9 +15,10 @@ DOCKER_DAEMON_JSON = "/etc/docker/daemon.json"
 CRICTL_YAML = "/etc/crictl.yaml"
 DOCKER_REPO = "/etc/yum.repos.d/docker-ce.repo"
 
-# The pause image kubeadm 1.29 expects; containerd must use the same one or the
-# kubelet and the runtime disagree about the sandbox image.
-PAUSE_IMAGE = "registry.k8s.io/pause:3.9"
+# The pause (sandbox) image each kubeadm minor release expects (`kubeadm config images
+# list`); the runtime must use the same one or the kubelet and the runtime disagree about
+# the sandbox image. A Kubernetes minor without an entry stops the run.
+PAUSE_BY_MINOR = {"1.29": "3.9"}
 
 # sha256 of cri-dockerd-<version>.amd64.tgz (github.com/Mirantis/cri-dockerd/releases).
 # Only used with kubernetes.containerRuntime: docker; a release without a reviewed
@@ -36,7 +37,8 @@ def cri_socket(cfg: StackConfig) -> str:
 
 
 def check_releases(cfg: StackConfig) -> None:
-    """Refuse a runtime whose downloads cannot be verified."""
+    """Refuse a runtime whose downloads cannot be verified, or a release we know nothing of."""
+    pause_image(cfg)
     k8s = cfg.kubernetes
     if k8s.container_runtime == "docker" and k8s.cri_dockerd_version not in CRI_DOCKERD_SHA256:
         raise UnknownReleaseError(
@@ -45,13 +47,23 @@ def check_releases(cfg: StackConfig) -> None:
         )
 
 
-def containerd_config() -> str:
+def pause_image(cfg: StackConfig) -> str:
+    minor = cfg.kubernetes.minor
+    if minor not in PAUSE_BY_MINOR:
+        raise UnknownReleaseError(
+            f"kubernetes.version: {cfg.kubernetes.version!r}: no pause image known for {minor} in "
+            "render/runtime.py PAUSE_BY_MINOR; add the one `kubeadm config images list` shows"
+        )
+    return f"registry.k8s.io/pause:{PAUSE_BY_MINOR[minor]}"
+
+
+def containerd_config(cfg: StackConfig) -> str:
     return f"""\
 # containerd: rendered by seoul-cluster (render/runtime.py). Do not edit.
 version = 2
 
 [plugins."io.containerd.grpc.v1.cri"]
-  sandbox_image = "{PAUSE_IMAGE}"
+  sandbox_image = "{pause_image(cfg)}"
 
 [plugins."io.containerd.grpc.v1.cri".containerd]
   default_runtime_name = "runc"
@@ -116,7 +128,7 @@ def install_env(cfg: StackConfig) -> dict[str, str]:
     return env
 
 
-def cri_docker_service() -> str:
+def cri_docker_service(cfg: StackConfig) -> str:
     return f"""\
 # cri-dockerd: rendered by seoul-cluster (render/runtime.py). Do not edit.
 [Unit]
@@ -127,7 +139,7 @@ Wants=network-online.target
 
 [Service]
 Type=notify
-ExecStart=/usr/local/bin/cri-dockerd --container-runtime-endpoint fd:// --pod-infra-container-image={PAUSE_IMAGE}
+ExecStart=/usr/local/bin/cri-dockerd --container-runtime-endpoint fd:// --pod-infra-container-image={pause_image(cfg)}
 ExecReload=/bin/kill -s HUP $MAINPID
 Restart=always
 RestartSec=2
@@ -165,12 +177,12 @@ def files(cfg: StackConfig) -> dict[str, str]:
     out = {
         DOCKER_REPO: docker_repo(),
         CRICTL_YAML: crictl_yaml(cfg),
-        CONTAINERD_CONFIG: containerd_config(),
+        CONTAINERD_CONFIG: containerd_config(cfg),
     }
     if cfg.kubernetes.container_runtime == "docker":
         out |= {
             DOCKER_DAEMON_JSON: docker_daemon_json(),
-            "/etc/systemd/system/cri-docker.service": cri_docker_service(),
+            "/etc/systemd/system/cri-docker.service": cri_docker_service(cfg),
             "/etc/systemd/system/cri-docker.socket": cri_docker_socket(),
         }
     return out

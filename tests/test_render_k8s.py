@@ -494,11 +494,11 @@ def test_audit_policy_never_records_secret_payloads():
 
 
 def test_containerd_uses_the_systemd_cgroup_driver():
-    config = tomllib.loads(runtime.containerd_config())
+    config = tomllib.loads(runtime.containerd_config(load("seoul-prod")))
     cri = config["plugins"]["io.containerd.grpc.v1.cri"]
     assert cri["containerd"]["runtimes"]["runc"]["options"]["SystemdCgroup"] is True
     assert cri["containerd"]["runtimes"]["runc"]["runtime_type"] == "io.containerd.runc.v2"
-    assert cri["sandbox_image"] == runtime.PAUSE_IMAGE
+    assert cri["sandbox_image"] == "registry.k8s.io/pause:3.9"
     assert config["version"] == 2
 
 
@@ -526,7 +526,7 @@ def test_rendered_files_carry_no_tabs_or_trailing_spaces(cfg):
         apivip.haproxy_cfg(cfg),
         apivip.keepalived_conf(cfg, host),
         etcd.unit(cfg),
-        runtime.containerd_config(),
+        runtime.containerd_config(cfg),
     ):
         assert not [line for line in text.splitlines() if line != line.rstrip()]
 
@@ -537,3 +537,9 @@ def test_no_leftover_processes():
         unavailable("pgrep is not installed")
     proc = subprocess.run(["pgrep", "-f", "etcd --config-file .*pytest"], capture_output=True, text=True)
     assert proc.stdout.strip() == ""
+
+
+def test_a_kubernetes_minor_without_a_known_pause_image_is_refused():
+    cfg = altered(load("seoul-prod"), lambda d: d["kubernetes"].update(version="1.30.2"))
+    with pytest.raises(ValueError, match=r"PAUSE_BY_MINOR"):
+        runtime.check_releases(cfg)
