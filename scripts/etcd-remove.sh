@@ -4,10 +4,11 @@
 #   2. `member remove` it while it still runs, so the cluster shrinks its quorum first;
 #   3. stop and disable etcd here and move the data dir aside (kept, not deleted).
 # The last member of a cluster (stack destroy) is simply stopped.
-# Parameters: NAME PEER_URL DATA_DIR CA_CERT CERT KEY BIN_DIR OTHER_ENDPOINTS
+# Parameters: NAME PEER_URL DATA_DIR CA_CERT CERT KEY BIN_DIR OTHER_ENDPOINTS; LOCAL_ENDPOINT (tests)
 set -euo pipefail
 : "${NAME:?}" "${PEER_URL:?}" "${DATA_DIR:?}" "${CA_CERT:?}" "${CERT:?}" "${KEY:?}" "${BIN_DIR:?}"
 OTHER_ENDPOINTS="${OTHER_ENDPOINTS:-}"
+LOCAL="${LOCAL_ENDPOINT:-https://127.0.0.1:2379}"
 
 ctl() {
   ETCDCTL_API=3 "$BIN_DIR/etcdctl" --cacert "$CA_CERT" --cert "$CERT" --key "$KEY" \
@@ -20,7 +21,7 @@ if [[ ! -d "$DATA_DIR/member" ]]; then
   exit 0
 fi
 
-endpoints="https://127.0.0.1:2379${OTHER_ENDPOINTS:+,$OTHER_ENDPOINTS}"
+endpoints="$LOCAL${OTHER_ENDPOINTS:+,$OTHER_ENDPOINTS}"
 members=$(ctl --endpoints "$endpoints" member list -w simple)
 id=$(awk -F', ' -v url="$PEER_URL" '$4 == url { print $1 }' <<<"$members")
 remaining=$(awk -F', ' -v url="$PEER_URL" '$4 != url && $5 != "" { print $5 }' <<<"$members" | paste -sd ,)
@@ -30,7 +31,24 @@ if [[ -n "$id" && -n "$remaining" ]]; then
     echo "refusing to remove $NAME: a remaining member is unhealthy; fix it first" >&2
     exit 1
   fi
-  ctl --endpoints "$remaining" member remove "$id"
+  # etcd refuses a membership change until every member has been connected for a few
+  # seconds (strict reconfig check: "unhealthy cluster"), e.g. right after a restart.
+  removed=0
+  for _ in $(seq 1 30); do
+    if out=$(ctl --endpoints "$remaining" member remove "$id" 2>&1); then
+      removed=1
+      break
+    fi
+    if [[ "$out" != *"unhealthy cluster"* ]]; then
+      echo "$out" >&2
+      exit 1
+    fi
+    sleep 2
+  done
+  if ((removed == 0)); then
+    echo "the cluster stayed unhealthy for 60s; not removing $NAME" >&2
+    exit 1
+  fi
   echo "removed etcd member $NAME ($id); remaining: $remaining"
 elif [[ -n "$id" ]]; then
   echo "$NAME is the last etcd member; stopping it without a membership change"

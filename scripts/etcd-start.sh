@@ -10,12 +10,13 @@
 #   start with initial-cluster-state=existing and the cluster's own member list.
 # - Empty data dir and no healthy cluster: first bootstrap; start without waiting
 #   (quorum forms once enough members are up; etcd-health.sh waits for it).
-# Parameters: NAME PEER_URL CONF DATA_DIR CA_CERT CERT KEY BIN_DIR OTHER_ENDPOINTS FINGERPRINT
+# Parameters: NAME PEER_URL CONF DATA_DIR CA_CERT CERT KEY BIN_DIR OTHER_ENDPOINTS FINGERPRINT;
+#             STAMP, LOCAL_ENDPOINT (tests)
 set -euo pipefail
 : "${NAME:?}" "${PEER_URL:?}" "${CONF:?}" "${DATA_DIR:?}" "${CA_CERT:?}" "${CERT:?}" "${KEY:?}" "${BIN_DIR:?}" "${FINGERPRINT:?}"
 OTHER_ENDPOINTS="${OTHER_ENDPOINTS:-}"
-STAMP=/etc/etcd/.seoul-applied-fingerprint
-LOCAL=https://127.0.0.1:2379
+STAMP="${STAMP:-/etc/etcd/.seoul-applied-fingerprint}"
+LOCAL="${LOCAL_ENDPOINT:-https://127.0.0.1:2379}"
 
 ctl() {
   ETCDCTL_API=3 "$BIN_DIR/etcdctl" --cacert "$CA_CERT" --cert "$CERT" --key "$KEY" \
@@ -68,7 +69,7 @@ fi
 
 live=""
 for endpoint in ${OTHER_ENDPOINTS//,/ }; do
-  if ctl --endpoints "$endpoint" endpoint health >/dev/null 2>&1; then
+  if ctl --command-timeout=5s --endpoints "$endpoint" endpoint health >/dev/null 2>&1; then
     live="$endpoint"
     break
   fi
@@ -82,7 +83,24 @@ if [[ -n "$live" ]]; then
       exit 1
     fi
     echo "adding $NAME ($PEER_URL) to the running cluster via $live"
-    ctl --endpoints "$live" member add "$NAME" --peer-urls "$PEER_URL"
+    # etcd refuses a new voting member until every member has been connected for a few
+    # seconds (strict reconfig check: "unhealthy cluster"), e.g. right after another joined.
+    added=0
+    for _ in $(seq 1 30); do
+      if out=$(ctl --endpoints "$live" member add "$NAME" --peer-urls "$PEER_URL" 2>&1); then
+        added=1
+        break
+      fi
+      if [[ "$out" != *"unhealthy cluster"* ]]; then
+        echo "$out" >&2
+        exit 1
+      fi
+      sleep 2
+    done
+    if ((added == 0)); then
+      echo "the cluster stayed unhealthy for 60s; not adding $NAME" >&2
+      exit 1
+    fi
     members=$(ctl --endpoints "$live" member list -w simple)
   fi
   cluster=""
