@@ -116,7 +116,7 @@ if [[ -n "$live" ]]; then
     cluster="${cluster:+$cluster,}$name=$url"
   done <<<"$members"
   # `existing` is right both for a member added just now and for an original member that
-  # starts after the others formed the cluster (verified with etcd 3.4/3.5): it takes the
+  # starts after the others formed the cluster (checked against etcd 3.4 on loopback): it takes the
   # membership from the running cluster, which must match initial-cluster exactly.
   sed -i -e "s|^initial-cluster-state: .*|initial-cluster-state: existing|" \
     -e "s|^initial-cluster: .*|initial-cluster: \"$cluster\"|" "$CONF"
