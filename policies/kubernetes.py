@@ -90,9 +90,6 @@ def _version_validate(args: StackValidationArgs, report_violation: ReportViolati
     pending: UnknownValueError | None = None
     found: list[tuple[str, str, str]] = []  # (urn, where, version)
     for step in steps:
-        if not step.classified:
-            pending = pending or step.errors[0]
-            continue
         if step.env is not None and "KUBERNETES_VERSION" in step.env:
             found.append((step.urn, f"{step.name} KUBERNETES_VERSION", step.env["KUBERNETES_VERSION"]))
         if step.file is not None and "kubeadm" in step.file.path.rsplit("/", 1)[-1]:

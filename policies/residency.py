@@ -69,8 +69,14 @@ def _region_validate(args: ResourceValidationArgs, report_violation: ReportViola
                 f"{args.name} sets region={region}; remove it or set region={SEOUL_REGION}.", None
             )
         return
+    # Explicit providers are analyzed (and reported) themselves; an engine default provider
+    # (`default_<version>`) is judged here, on the resources that use it.
     provider = args.provider
-    if provider is not None and provider.resource_type == AWS_PROVIDER_TYPE:
+    if (
+        provider is not None
+        and provider.resource_type == AWS_PROVIDER_TYPE
+        and provider.name.startswith("default")
+    ):
         provider_region = get(provider.props, "region")
         if provider_region and provider_region not in allowed:
             report_violation(

@@ -22,7 +22,6 @@ from .shapes import (
     REMOTE_COMMAND_TYPE,
     UNKNOWN,
     Deferred,
-    RemoteStep,
     as_list,
     get,
     host_has_role,
@@ -39,13 +38,6 @@ KUBE_API_PORT = "6443"
 _INITIAL_CLUSTER_RE = re.compile(r"^\s*initial-cluster\s*:\s*[\"']?([^\"'\n#]*)", re.MULTILINE)
 
 
-def _first_error(steps: list[RemoteStep]) -> UnknownValueError | None:
-    for step in steps:
-        if step.errors:
-            return step.errors[0]
-    return None
-
-
 # --- etcd ------------------------------------------------------------------------------------------
 def etcd_member_names(config_text: str) -> list[str] | None:
     match = _INITIAL_CLUSTER_RE.search(config_text)
@@ -57,8 +49,7 @@ def etcd_member_names(config_text: str) -> list[str] | None:
 def _etcd_validate(args: StackValidationArgs, report_violation: ReportViolation) -> None:
     steps = remote_steps(args.resources, Deferred())
     files = [s for s in steps if s.file is not None and s.file.path == ETCD_CONFIG_PATH]
-    unclassified = [s for s in steps if not s.classified]
-    pending = _first_error(unclassified)
+    pending: UnknownValueError | None = None
 
     def bad(count: int) -> bool:
         return count < 3 or count % 2 == 0
@@ -129,7 +120,7 @@ def _controlplane_validate(args: StackValidationArgs, report_violation: ReportVi
     deferred = Deferred()
     steps = remote_steps(args.resources, deferred)
     files = [s for s in steps if s.file is not None and s.file.path == HAPROXY_CONFIG_PATH]
-    pending = _first_error([s for s in steps if not s.classified])
+    pending: UnknownValueError | None = None
     for step in files:
         if step.stdin is UNKNOWN:
             pending = pending or step.errors[0]
@@ -322,7 +313,6 @@ def _ceph_ec_validate(args: StackValidationArgs, report_violation: ReportViolati
     deferred = Deferred()
     steps = remote_steps(args.resources, deferred)
     storage_hosts = [h for h in hosts(args.resources, deferred) if host_has_role(h, "storage")]
-    pending = _first_error([s for s in steps if not s.classified])
     for step in steps:
         env = step.env
         if not env or env.get("POOL_TYPE") != "erasure":
@@ -341,8 +331,6 @@ def _ceph_ec_validate(args: StackValidationArgs, report_violation: ReportViolati
             )
         if problems:
             report_violation(f"erasure-coded Ceph pool {pool}: {'; '.join(problems)}.", step.urn)
-    if pending is not None:
-        raise pending
 
 
 ceph_ec_pool_profile = StackValidationPolicy(

@@ -9,8 +9,12 @@ Unknown values: resource properties reach policies wrapped in pulumi_policy's
 unknown-checking proxy, which raises `UnknownValueError` when a value that is
 not known during preview is read. Resource policies let that error propagate
 (pulumi_policy then reports "can't run policy ... during preview", exactly as the
-CLI does). Stack policies read leniently through `Deferred`, and re-raise the
-first recorded unknown only when the unknown could change their verdict.
+CLI does). Stack policies read leniently through `Deferred`: they report what is
+known, then re-raise an unknown read from a resource they identified as relevant
+(e.g. the content of an etcd config file), so pulumi_policy adds its "can't run"
+diagnostic. A command whose `create` is unknown cannot be classified; stack
+policies ignore it, except the sshd rules, for which such a command on a host
+that otherwise lacks the setting makes the verdict unknown.
 """
 
 from __future__ import annotations
