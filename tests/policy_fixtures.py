@@ -16,8 +16,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from google.protobuf import struct_pb2
-from offline.registry import Registration
 from pulumi.runtime import rpc
+
+from offline.registry import Registration
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parent.parent
 STAGE_CONFIG = REPO_ROOT / "policies" / "config" / "stage.json"
