@@ -13,6 +13,7 @@ from pulumi_policy import (
     StackValidationArgs,
     StackValidationPolicy,
 )
+from pulumi_policy.proxy import UnknownValueError
 
 from .shapes import (
     LOCAL_COMMAND_TYPE,
@@ -79,6 +80,7 @@ def _sshd_policy(name: str, keyword: str, required: str, description: str, sever
                     )
             return
 
+        pending: UnknownValueError | None = None
         for host in all_hosts:
             on_host = sorted(
                 (s for s in sshd_files if step_on_host(s, host)),
@@ -107,10 +109,12 @@ def _sshd_policy(name: str, keyword: str, required: str, description: str, sever
                     or (s.host is UNKNOWN and s in sshd_files)
                 )
             ]
-            if host.address is UNKNOWN:
-                deferred.raise_first()
+            if host.address is UNKNOWN and deferred.errors:
+                pending = pending or deferred.errors[0]
+                continue
             if blockers:
-                raise blockers[0].errors[0]
+                pending = pending or blockers[0].errors[0]
+                continue
             if effective is None:
                 message = (
                     f"host {host.name}: no sshd config put on this host sets {keyword} "
@@ -123,6 +127,8 @@ def _sshd_policy(name: str, keyword: str, required: str, description: str, sever
                     f"change it to '{keyword} {required}' (sshd uses the first value it reads)."
                 )
             report_violation(message, host.urn)
+        if pending is not None:
+            raise pending
 
     return StackValidationPolicy(
         name=name,
@@ -251,8 +257,14 @@ def secret_findings(text: str, private_key: str | None = None) -> list[str]:
             for key, value in env.items()
             if SENSITIVE_ENV_RE.search(key) and value
         ]
-    if private_key and len(private_key.strip()) >= 16 and private_key.strip() in text:
-        found.append("the connection's private key")
+    if private_key:
+        key_lines = [
+            line.strip()
+            for line in private_key.splitlines()
+            if len(line.strip()) >= 16 and not line.strip().startswith("-----")
+        ]
+        if any(line in text for line in key_lines):
+            found.append("the connection's private key")
     return found
 
 
