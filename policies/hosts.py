@@ -245,6 +245,8 @@ SECRET_PATTERNS: list[tuple[str, re.Pattern[str]]] = [
 SENSITIVE_ENV_RE = re.compile(
     r"(?i)(PASSWORD|PASSWD|SECRET|TOKEN|PRIVATE_?KEY|CERT(IFICATE)?_KEY|API_?KEY|ACCESS_?KEY|CREDENTIAL)"
 )
+# Names that only describe a secret (public CA hash, TTLs, paths, ids) are fine on the command line.
+NON_SECRET_ENV_RE = re.compile(r"(?i)_(HASH|TTL|FILE|PATH|DIR|NAME|ID|USAGES|GROUPS)$")
 
 
 def secret_findings(text: str, private_key: str | None = None) -> list[str]:
@@ -255,7 +257,7 @@ def secret_findings(text: str, private_key: str | None = None) -> list[str]:
         found += [
             f"a secret-named variable {key}"
             for key, value in env.items()
-            if SENSITIVE_ENV_RE.search(key) and value
+            if SENSITIVE_ENV_RE.search(key) and not NON_SECRET_ENV_RE.search(key) and value
         ]
     if private_key:
         key_lines = [
@@ -271,7 +273,8 @@ def secret_findings(text: str, private_key: str | None = None) -> list[str]:
 def _no_secrets_validate(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
     if args.resource_type not in COMMAND_TYPES:
         return
-    private_key = get(args.props, "connection", "privateKey")
+    # Only a hint for the check below: an unknown key must not stop the command-line checks.
+    private_key = Deferred().get(args.props, "connection", "privateKey")
     for prop in ("create", "update", "delete"):
         text = get(args.props, prop)
         if not isinstance(text, str):

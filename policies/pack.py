@@ -27,7 +27,7 @@ Enforcement: every policy defaults to advisory; `policies/config/prod.json` sets
 
 from __future__ import annotations
 
-from pulumi_policy import EnforcementLevel, Policy, PolicyPack
+from pulumi_policy import EnforcementLevel, Policy
 
 from . import backups, hosts, kubernetes, residency, resilience
 
@@ -50,17 +50,6 @@ POLICIES: list[Policy] = [
 
 def policy_names() -> list[str]:
     return [p.name for p in POLICIES]
-
-
-def serve() -> None:
-    """Build the PolicyPack. Its constructor starts the analyzer gRPC server, prints the port
-    and blocks forever, so only `__main__.py` may call this."""
-    PolicyPack(
-        name=PACK_NAME,
-        policies=POLICIES,
-        enforcement_level=DEFAULT_ENFORCEMENT_LEVEL,
-        description=PACK_DESCRIPTION,
-    )
 
 
 def _check_unique_names() -> None:

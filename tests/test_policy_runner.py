@@ -321,4 +321,19 @@ def test_pack_files() -> None:
     requirements = (REPO_ROOT / "policies" / "requirements.txt").read_text().split()
     assert "pulumi-policy==1.21.0" in requirements and "pulumi==3.272.0" in requirements
     main = (REPO_ROOT / "policies" / "__main__.py").read_text()
-    assert "serve()" in main
+    assert "PolicyPack(" in main and "from policies.pack import" in main
+
+
+@pytest.mark.parametrize(
+    "create",
+    [
+        script_run(DISCOVERY_TOKEN_CA_CERT_HASH="sha256:" + "ab" * 32, CONTROL_PLANE_ENDPOINT="10.0.1.10:8443"),
+        script_run(TOKEN_TTL="2h", JOIN_TOKEN_FILE="/run/kubeadm/token"),
+        file_put("/etc/kubernetes/pki/ca.key", "0600"),
+        "sudo kubeadm token create --ttl 2h --print-join-command > /dev/null",
+    ],
+)
+def test_command_lines_without_secrets_pass(create: str) -> None:
+    c = compliant_cluster()
+    add_host_step(c, "cp-1", "clean", create, Secret("secret material only on stdin\n"))
+    assert run(c) == []
