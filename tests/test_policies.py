@@ -399,3 +399,64 @@ def test_non_compliant_change_is_reported(policy: str) -> None:
     assert expected_urn in {v["urn"] for v in mine}, mine
     description = next(p.description for p in POLICIES if p.name == policy)
     assert all(v["message"].startswith(description) for v in mine)
+
+
+# --- more non-compliant variants: (change, policy that must fire alone, text in its message) ---
+def drop(name: str, type_: str) -> Mutation:
+    return lambda c: c.remove(c.find(name, type_))
+
+
+def one_control_plane(c: Cluster) -> None:
+    for cp in ("cp-2", "cp-3"):
+        c.find(cp, "seoul:hosts:Host").inputs["roles"] = ["worker"]
+
+
+def etcd_on_two_hosts_only(c: Cluster) -> None:
+    c.remove(host_step(c, "etcd-3", "etcd-config"))
+
+
+def statefulset_with_pdb_only(c: Cluster) -> None:
+    labels = {"app": "ledger-db"}
+    container = {
+        "name": "db",
+        "image": "postgres:16",
+        "resources": {"requests": {"cpu": "1", "memory": "1Gi"}, "limits": {"cpu": "2", "memory": "2Gi"}},
+    }
+    c.add(
+        "kubernetes:apps/v1:StatefulSet",
+        "ledger-db",
+        {
+            "metadata": {"name": "ledger-db", "namespace": "apps"},
+            "spec": {"template": {"metadata": {"labels": labels}, "spec": {"containers": [container]}}},
+        },
+    )
+    c.add(PDB, "ledger-db-pdb", {"metadata": {"namespace": "apps"}, "spec": {"maxUnavailable": 1, "selector": {"matchLabels": labels}}})
+
+
+VARIANTS: list[tuple[str, Mutation, str, str]] = [
+    ("selinux-config-file", lambda c: add_host_step(c, "cp-1", "selinux-file", file_put("/etc/selinux/config"), "SELINUX=disabled\nSELINUXTYPE=targeted\n"), "hosts-selinux-enforcing", "SELINUX=disabled"),
+    ("firewalld-conf", lambda c: add_host_step(c, "cp-1", "fw-file", file_put("/etc/firewalld/firewalld.conf"), "DefaultZone=public\n"), "hosts-firewalld-default-zone-drop", "DefaultZone=public"),
+    ("versioning-missing", drop(f"{B}-versioning", VERSIONING), "backup-bucket-versioning", "has no BucketVersioning"),
+    ("sse-aws-managed-key", chain(literal_cmk, set_input(f"{B}-sse", SSE, ["rules", "0", "applyServerSideEncryptionByDefault", "kmsMasterKeyId"], "alias/aws/s3")), "backup-bucket-sse-kms-cmk", "customer-managed"),
+    ("pab-missing", drop(f"{B}-public-access-block", PAB), "backup-bucket-public-access-block", "has no BucketPublicAccessBlock"),
+    ("bucket-without-object-lock", set_input(B, BUCKET, ["objectLockEnabled"], None), "backup-bucket-object-lock", "object_lock_enabled=True"),
+    ("bucket-policy-missing", drop(f"{B}-policy", BPOLICY), "backup-bucket-tls-only", "has no bucket policy"),
+    ("etcd-two-hosts", etcd_on_two_hosts_only, "etcd-odd-member-count", "2 distinct host"),
+    ("one-control-plane-role", one_control_plane, "controlplane-ha-behind-vip", "control-plane role"),
+    ("haproxy-without-api-backend", set_stdin("cp-1", "haproxy", "global\n  log /dev/log local0\nbackend web\n  server w1 10.0.2.1:80 check\n"), "controlplane-ha-behind-vip", "no Kubernetes API backend"),
+    ("f5-ciphers-keep-tls11", chain(set_input("k8s-clientssl", CLIENTSSL, ["tmOptions"], None), set_input("k8s-clientssl", CLIENTSSL, ["ciphers"], "DEFAULT:!SSLv3:!TLSv1")), "f5-client-ssl-min-tls12", "TLS 1.1"),
+    ("f5-no-monitors", set_input("k8s-ingress", POOL, ["monitors"], None), "f5-pool-health-monitor", "no health monitor"),
+    ("ceph-ec-m1", set_create("storage-1", "ceph-pool-archive", script_run(POOL_NAME="archive", POOL_TYPE="erasure", K="2", M="1")), "ceph-ec-pool-profile", "M=1"),
+    ("ceph-replicated-no-min-size", set_create("storage-1", "ceph-pool-rbd", script_run(POOL_NAME="rbd", POOL_TYPE="replicated", SIZE="3")), "ceph-replicated-pool-size", "MIN_SIZE=<unset>"),
+    ("k8s-version-floating", set_stdin("cp-1", "kubeadm-config", "kind: ClusterConfiguration\nkubernetesVersion: stable-1\n"), "k8s-version-pinned", "stable-1"),
+    ("statefulset-without-hpa", statefulset_with_pdb_only, "k8s-workload-hpa", "StatefulSet ledger-db has no HPA"),
+]
+
+
+@pytest.mark.parametrize(("label", "mutation", "policy", "fragment"), VARIANTS, ids=[v[0] for v in VARIANTS])
+def test_non_compliant_variants(label: str, mutation: Mutation, policy: str, fragment: str) -> None:
+    c = compliant_cluster()
+    mutation(c)
+    violations = run(c)
+    assert {v["policy"] for v in violations} == {policy}, violations
+    assert any(fragment in v["message"] for v in violations), violations
