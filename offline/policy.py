@@ -123,6 +123,14 @@ def is_preview_unknown(violation: Mapping[str, str]) -> bool:
     return message.startswith("can't run policy ") and _PREVIEW_UNKNOWN_MARK in message
 
 
+def split_preview_unknowns(
+    violations: list[dict[str, str]],
+) -> tuple[list[dict[str, str]], list[dict[str, str]]]:
+    """(real violations, "can't run ... during preview" entries), both keeping their order."""
+    unknowns = [v for v in violations if is_preview_unknown(v)]
+    return [v for v in violations if not is_preview_unknown(v)], unknowns
+
+
 # --- pack config, as the CLI reads and reconciles it ----------------------------------------
 def load_policy_pack_config(path: pathlib.Path) -> PolicyConfig:
     """Parse a `--policy-pack-config` JSON file: {"all": "<level>", "<policy>": "<level>" | {...}}."""

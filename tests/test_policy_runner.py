@@ -13,6 +13,7 @@ from offline.policy import (
     analyze,
     is_preview_unknown,
     load_policy_pack_config,
+    split_preview_unknowns,
 )
 from policies import backups, hosts, kubernetes, pack, residency, resilience
 from tests.policy_fixtures import (
@@ -185,6 +186,8 @@ def test_known_violations_are_kept_next_to_unknowns() -> None:
     host_step(c, "cp-1", "sshd").inputs["stdin"] = UNKNOWN
     host_step(c, "cp-2", "sshd").inputs["stdin"] = "PasswordAuthentication yes\nPermitRootLogin no\n"
     violations = [v for v in run(c) if v["policy"] == "hosts-ssh-password-auth-off"]
+    real, unknown = split_preview_unknowns(violations)
+    assert [v["level"] for v in real] == ["mandatory"] and [v["level"] for v in unknown] == ["advisory"]
     assert [v["level"] for v in violations] == ["advisory", "mandatory"]
     assert violations[0]["urn"] == "" and is_preview_unknown(violations[0])
     assert violations[1]["urn"] == c.urn(c.find("cp-2", "seoul:hosts:Host"))
