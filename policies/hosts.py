@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from pulumi_policy import (
     Policy,
@@ -66,11 +67,13 @@ def _sshd_policy(name: str, keyword: str, required: str, description: str, sever
         steps = remote_steps(args.resources, deferred)
         sshd_files = [s for s in steps if s.file is not None and is_sshd_config(s.file.path)]
 
+        pending: UnknownValueError | None = None
         if not all_hosts:
             # No host components: judge each sshd file that sets the keyword on its own.
             for step in sshd_files:
                 if step.stdin is UNKNOWN:
-                    raise step.errors[0]
+                    pending = pending or step.errors[0]
+                    continue
                 value = sshd_first_value(step.stdin or "", keyword)
                 if value is not None and value != required:
                     report_violation(
@@ -78,9 +81,10 @@ def _sshd_policy(name: str, keyword: str, required: str, description: str, sever
                         f"set '{keyword} {required}'.",
                         step.urn,
                     )
+            if pending is not None:
+                raise pending
             return
 
-        pending: UnknownValueError | None = None
         for host in all_hosts:
             on_host = sorted(
                 (s for s in sshd_files if step_on_host(s, host)),
@@ -213,15 +217,59 @@ selinux_enforcing = _setting_policy(
     Severity.HIGH,
 )
 
-firewalld_default_zone_drop = _setting_policy(
-    "hosts-firewalld-default-zone-drop",
-    "firewalld's default zone must be 'drop' on every host: run the firewalld step with "
-    "DEFAULT_ZONE=drop and open only the needed ports (TCP_PORTS).",
-    "DEFAULT_ZONE",
-    "drop",
-    "/etc/firewalld/firewalld.conf",
-    "DefaultZone",
-    Severity.HIGH,
+FIREWALLD_CONF = "/etc/firewalld/firewalld.conf"
+_FIREWALLD_ZONE_RE = re.compile(r"^\s*DefaultZone\s*=\s*\"?([^\"\s#]+)", re.MULTILINE)
+
+
+def firewalld_zone(step: RemoteStep) -> Any:
+    """The default zone a step sets (None when it sets none, UNKNOWN when its content is unknown)."""
+    if step.env is not None and "DEFAULT_ZONE" in step.env:
+        return step.env["DEFAULT_ZONE"].strip().lower()
+    if step.file is not None and step.file.path == FIREWALLD_CONF:
+        if step.stdin is UNKNOWN:
+            return UNKNOWN
+        match = _FIREWALLD_ZONE_RE.search(step.stdin or "")
+        return match.group(1).lower() if match else None
+    return None
+
+
+def _firewalld_validate(args: StackValidationArgs, report_violation: ReportViolation) -> None:
+    deferred = Deferred()
+    steps = remote_steps(args.resources, deferred)
+    pending: UnknownValueError | None = None
+    setters: list[RemoteStep] = []
+    for step in steps:
+        zone = firewalld_zone(step)
+        if zone is UNKNOWN:
+            pending = pending or step.errors[0]
+            setters.append(step)
+        elif zone is not None:
+            setters.append(step)
+            if zone != "drop":
+                report_violation(f"{step.name} sets the default zone to '{zone}'; use DEFAULT_ZONE=drop.", step.urn)
+    for host in hosts(args.resources, deferred):
+        if any(step_on_host(s, host) for s in setters):
+            continue
+        unsure = [s for s in steps if s.errors and not s.classified and (s.host is UNKNOWN or step_on_host(s, host))]
+        if unsure or host.address is UNKNOWN:
+            pending = pending or (unsure[0].errors[0] if unsure else deferred.errors[0])
+            continue
+        report_violation(
+            f"host {host.name}: no step sets firewalld's default zone (CentOS default 'public'); run the "
+            "firewalld step with DEFAULT_ZONE=drop on this host.",
+            host.urn,
+        )
+    if pending is not None:
+        raise pending
+
+
+firewalld_default_zone_drop = StackValidationPolicy(
+    name="hosts-firewalld-default-zone-drop",
+    description="firewalld's default zone must be 'drop' on every host: run the firewalld step with "
+    "DEFAULT_ZONE=drop (and only the needed TCP_PORTS) on each host.",
+    validate=_firewalld_validate,
+    severity=Severity.HIGH,
+    tags=["hosts", "firewall"],
 )
 
 

@@ -434,8 +434,9 @@ def statefulset_with_pdb_only(c: Cluster) -> None:
 
 
 VARIANTS: list[tuple[str, Mutation, str, str]] = [
+    ("host-without-firewalld", lambda c: c.remove(host_step(c, "storage-4", "firewalld")), "hosts-firewalld-default-zone-drop", "host storage-4: no step sets"),
     ("selinux-config-file", lambda c: add_host_step(c, "cp-1", "selinux-file", file_put("/etc/selinux/config"), "SELINUX=disabled\nSELINUXTYPE=targeted\n"), "hosts-selinux-enforcing", "SELINUX=disabled"),
-    ("firewalld-conf", lambda c: add_host_step(c, "cp-1", "fw-file", file_put("/etc/firewalld/firewalld.conf"), "DefaultZone=public\n"), "hosts-firewalld-default-zone-drop", "DefaultZone=public"),
+    ("firewalld-conf", lambda c: add_host_step(c, "cp-1", "fw-file", file_put("/etc/firewalld/firewalld.conf"), "DefaultZone=public\n"), "hosts-firewalld-default-zone-drop", "default zone to 'public'"),
     ("versioning-missing", drop(f"{B}-versioning", VERSIONING), "backup-bucket-versioning", "has no BucketVersioning"),
     ("sse-aws-managed-key", chain(literal_cmk, set_input(f"{B}-sse", SSE, ["rules", "0", "applyServerSideEncryptionByDefault", "kmsMasterKeyId"], "alias/aws/s3")), "backup-bucket-sse-kms-cmk", "customer-managed"),
     ("pab-missing", drop(f"{B}-public-access-block", PAB), "backup-bucket-public-access-block", "has no BucketPublicAccessBlock"),
