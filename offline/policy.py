@@ -6,8 +6,9 @@ The runner talks to the pack only through the analyzer RPCs the CLI uses:
 2. `Configure` - the pack config reconciled like the CLI (`--policy-pack-config` JSON:
    schema defaults, then `"all"`, then per-policy entries);
 3. `ConfigureStack` - project / stack / dry-run;
-4. `Analyze` once per registration (inputs exactly as recorded: secrets in the secret
-   signature form, preview unknowns as the SDK's unknown sentinels);
+4. `Analyze` once per registration, with the recorded inputs marshalled the way the engine
+   hands them to analyzers (`engine_view`: secrets and unknown sentinels kept, resource
+   references reduced to id/URN, output values unwrapped, `__` internal keys dropped);
 5. `AnalyzeStack` once with every registration.
 
 Two ways to host the analyzer (same rules, same results):
@@ -101,7 +102,7 @@ def analyze(
             response = stub.Analyze(
                 analyzer_pb2.AnalyzeRequest(
                     type=reg.type,
-                    properties=_copy_struct(reg.inputs),
+                    properties=engine_view(reg.inputs),
                     urn=reg.urn,
                     name=reg.name,
                     options=_options(reg),
@@ -207,10 +208,40 @@ def _configure_request(config: PolicyConfig) -> analyzer_pb2.ConfigureAnalyzerRe
     return request
 
 
-def _copy_struct(struct: struct_pb2.Struct) -> struct_pb2.Struct:
-    copy = struct_pb2.Struct()
-    copy.CopyFrom(struct)
-    return copy
+_SIG_KEY = "4dabf18193072939515e22adb298388d"
+_SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270"
+_RESOURCE_REF_SIG = "5cf8f73096256a8f31e491e813e4eb8e"
+_OUTPUT_VALUE_SIG = "d0e6a833031e9bbcd3f4e8bde6ca49a4"
+_UNKNOWN = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"
+
+
+def engine_view(struct: struct_pb2.Struct) -> struct_pb2.Struct:
+    """The properties as the engine marshals them for analyzers.
+
+    The CLI sends `MarshalProperties(props, {KeepUnknowns, KeepSecrets, SkipInternalKeys})`:
+    unknowns and secrets stay as they are, resource references become the resource's id
+    (custom) or URN (component), output values become their value (unknown when absent,
+    secret-wrapped when secret) and `__`-prefixed internal keys are dropped.
+    """
+    view = struct_pb2.Struct()
+    view.update(_engine_value(json_format.MessageToDict(struct)))
+    return view
+
+
+def _engine_value(value: Any) -> Any:
+    if isinstance(value, list):
+        return [_engine_value(v) for v in value]
+    if not isinstance(value, dict):
+        return value
+    sig = value.get(_SIG_KEY)
+    if sig == _RESOURCE_REF_SIG:
+        return _engine_value(value["id"]) if value.get("id") not in (None, "") else value.get("urn", "")
+    if sig == _OUTPUT_VALUE_SIG:
+        inner = _engine_value(value["value"]) if "value" in value else _UNKNOWN
+        return {_SIG_KEY: _SECRET_SIG, "value": inner} if value.get("secret") else inner
+    if sig is not None:
+        return {k: _engine_value(v) for k, v in value.items()}
+    return {k: _engine_value(v) for k, v in value.items() if not k.startswith("__")}
 
 
 def _options(reg: Registration) -> analyzer_pb2.AnalyzerResourceOptions:
@@ -228,7 +259,7 @@ def _provider(reg: Registration, by_urn: Mapping[str, Registration]) -> analyzer
         return None
     return analyzer_pb2.AnalyzerProviderResource(
         type=provider.type,
-        properties=_copy_struct(provider.inputs),
+        properties=engine_view(provider.inputs),
         urn=provider.urn,
         name=provider.name,
     )
@@ -237,7 +268,7 @@ def _provider(reg: Registration, by_urn: Mapping[str, Registration]) -> analyzer
 def _stack_resource(reg: Registration, by_urn: Mapping[str, Registration]) -> analyzer_pb2.AnalyzerResource:
     return analyzer_pb2.AnalyzerResource(
         type=reg.type,
-        properties=_copy_struct(reg.inputs),
+        properties=engine_view(reg.inputs),
         urn=reg.urn,
         name=reg.name,
         options=_options(reg),
@@ -247,6 +278,7 @@ def _stack_resource(reg: Registration, by_urn: Mapping[str, Registration]) -> an
         propertyDependencies={
             key: analyzer_pb2.AnalyzerPropertyDependencies(urns=list(urns))
             for key, urns in reg.property_dependencies.items()
+            if urns
         },
     )
 

@@ -115,3 +115,49 @@ def test_sdk_serialized_registration_runs_through_the_pack(policy_wire_secrets_s
     assert [(v["policy"], v["level"]) for v in leaks] == [("hosts-no-secrets-in-commands", "mandatory")]
     later = [v for v in violations if v["urn"].endswith("::later")]
     assert later and all(is_preview_unknown(v) and v["level"] == "advisory" for v in later)
+
+
+def test_engine_view_reduces_references_and_output_values() -> None:
+    from offline.policy import engine_view
+
+    sig = "4dabf18193072939515e22adb298388d"
+    ref = "5cf8f73096256a8f31e491e813e4eb8e"
+    out = "d0e6a833031e9bbcd3f4e8bde6ca49a4"
+    raw = struct_pb2.Struct()
+    raw.update(
+        {
+            "custom": {sig: ref, "urn": "urn:pulumi:s::p::aws:s3/bucket:Bucket::b", "id": UNKNOWN},
+            "component": {sig: ref, "urn": "urn:pulumi:s::p::seoul:hosts:Host::cp-1"},
+            "known": {sig: out, "value": "/Common/pool", "dependencies": ["urn:x"]},
+            "pending": {sig: out, "secret": True, "dependencies": ["urn:x"]},
+            "nested": [{"__internal": 1, "keep": {sig: "1b47061264138c4ac30d75fd1eb44270", "value": "s"}}],
+        }
+    )
+    assert json_format.MessageToDict(engine_view(raw)) == {
+        "custom": UNKNOWN,
+        "component": "urn:pulumi:s::p::seoul:hosts:Host::cp-1",
+        "known": "/Common/pool",
+        "pending": {sig: "1b47061264138c4ac30d75fd1eb44270", "value": UNKNOWN},
+        "nested": [{"keep": {sig: "1b47061264138c4ac30d75fd1eb44270", "value": "s"}}],
+    }
+
+
+def test_references_in_recorded_inputs_reach_the_policies() -> None:
+    from tests.policy_fixtures import compliant_cluster
+
+    sig = "4dabf18193072939515e22adb298388d"
+    c = compliant_cluster()
+    pool = c.find("k8s-ingress", "f5bigip:ltm/pool:Pool")
+    for name in ("k8s-ingress-member-1", "k8s-ingress-member-2"):
+        att = c.find(name, "f5bigip:ltm/poolAttachment:PoolAttachment")
+        att.inputs["pool"] = {sig: "d0e6a833031e9bbcd3f4e8bde6ca49a4", "value": "/Common/k8s-ingress"}
+        att.property_dependencies = {}
+    c.find("backup-key", "aws:kms/key:Key").inputs["description"] = {
+        sig: "5cf8f73096256a8f31e491e813e4eb8e",
+        "urn": c.urn(pool),
+        "id": "pool-id",
+    }
+    assert analyze(c.registrations(), project=PROJECT, stack=STACK, config_file=PROD_CONFIG) == []
+    c.remove(c.find("k8s-ingress-member-2", "f5bigip:ltm/poolAttachment:PoolAttachment"))
+    violations = analyze(c.registrations(), project=PROJECT, stack=STACK, config_file=PROD_CONFIG)
+    assert [v["policy"] for v in violations] == ["f5-pool-min-members"]
