@@ -97,22 +97,23 @@ def analyze(
         )
 
         by_urn = {r.urn: r for r in registrations}
+        views = _Views()
         violations: list[dict[str, str]] = []
         for reg in registrations:
             response = stub.Analyze(
                 analyzer_pb2.AnalyzeRequest(
                     type=reg.type,
-                    properties=engine_view(reg.inputs),
+                    properties=views.of(reg),
                     urn=reg.urn,
                     name=reg.name,
                     options=_options(reg),
-                    provider=_provider(reg, by_urn),
+                    provider=_provider(reg, by_urn, views),
                 )
             )
             violations += _violations(response, default_urn=reg.urn)
 
         stack_request = analyzer_pb2.AnalyzeStackRequest(
-            resources=[_stack_resource(reg, by_urn) for reg in registrations]
+            resources=[_stack_resource(reg, by_urn, views) for reg in registrations]
         )
         violations += _violations(stub.AnalyzeStack(stack_request), default_urn="")
     return sorted(violations, key=lambda v: (v["policy"], v["urn"], v["level"], v["message"]))
@@ -253,26 +254,43 @@ def provider_urn(reference: str) -> str:
     return reference.rsplit("::", 1)[0] if reference else ""
 
 
-def _provider(reg: Registration, by_urn: Mapping[str, Registration]) -> analyzer_pb2.AnalyzerProviderResource | None:
+class _Views:
+    """engine_view() of each registration's inputs, computed once."""
+
+    def __init__(self) -> None:
+        self._cache: dict[int, struct_pb2.Struct] = {}
+
+    def of(self, reg: Registration) -> struct_pb2.Struct:
+        key = id(reg)
+        if key not in self._cache:
+            self._cache[key] = engine_view(reg.inputs)
+        return self._cache[key]
+
+
+def _provider(
+    reg: Registration, by_urn: Mapping[str, Registration], views: _Views
+) -> analyzer_pb2.AnalyzerProviderResource | None:
     provider = by_urn.get(provider_urn(reg.provider))
     if provider is None:
         return None
     return analyzer_pb2.AnalyzerProviderResource(
         type=provider.type,
-        properties=engine_view(provider.inputs),
+        properties=views.of(provider),
         urn=provider.urn,
         name=provider.name,
     )
 
 
-def _stack_resource(reg: Registration, by_urn: Mapping[str, Registration]) -> analyzer_pb2.AnalyzerResource:
+def _stack_resource(
+    reg: Registration, by_urn: Mapping[str, Registration], views: _Views
+) -> analyzer_pb2.AnalyzerResource:
     return analyzer_pb2.AnalyzerResource(
         type=reg.type,
-        properties=engine_view(reg.inputs),
+        properties=views.of(reg),
         urn=reg.urn,
         name=reg.name,
         options=_options(reg),
-        provider=_provider(reg, by_urn),
+        provider=_provider(reg, by_urn, views),
         parent=reg.parent,
         dependencies=list(reg.dependencies),
         propertyDependencies={
