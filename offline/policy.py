@@ -413,7 +413,7 @@ def _schema_errors(schema: Mapping[str, Any], props: Mapping[str, Any]) -> list[
         if prop not in props or not isinstance(prop_schema, dict) or "type" not in prop_schema:
             continue
         value, wanted = props[prop], _JSON_TYPES.get(prop_schema["type"], (object,))
-        if isinstance(value, bool) and bool not in wanted or not isinstance(value, wanted):
+        if (isinstance(value, bool) and bool not in wanted) or not isinstance(value, wanted):
             errors.append(f"{prop}: invalid type, expected {prop_schema['type']}")
             continue
         items = prop_schema.get("items")

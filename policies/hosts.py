@@ -77,8 +77,7 @@ def _sshd_policy(name: str, keyword: str, required: str, description: str, sever
                 value = sshd_first_value(step.stdin or "", keyword)
                 if value is not None and value != required:
                     report_violation(
-                        f"{step.file.path if step.file else ''} sets '{keyword} {value}'; "
-                        f"set '{keyword} {required}'.",
+                        f"{step.file.path if step.file else ''} sets '{keyword} {value}'; set '{keyword} {required}'.",
                         step.urn,
                     )
             if pending is not None:
@@ -188,18 +187,14 @@ def _setting_policy(
         env = parse_script_env(create)
         if env is not None and env_key in env:
             if env[env_key].strip().lower() != required:
-                report_violation(
-                    f"this step sets {env_key}={env[env_key]}; set {env_key}={required}.", None
-                )
+                report_violation(f"this step sets {env_key}={env[env_key]}; set {env_key}={required}.", None)
             return
         put = parse_file_put(create)
         if put is not None and put.path == file_path:
             content = get(args.props, "stdin")
             match = file_re.search(content) if isinstance(content, str) else None
             if match and match.group(1).lower() != required:
-                report_violation(
-                    f"{file_path} sets {file_key}={match.group(1)}; set {file_key}={required}.", None
-                )
+                report_violation(f"{file_path} sets {file_key}={match.group(1)}; set {file_key}={required}.", None)
 
     return ResourceValidationPolicy(
         name=name, description=description, validate=validate, severity=severity, tags=["hosts"]
@@ -285,9 +280,7 @@ SECRET_PATTERNS: list[tuple[str, re.Pattern[str]]] = [
     ("a JSON web token", re.compile(r"\beyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]+")),
     (
         "a password/token/secret flag",
-        re.compile(
-            r"(?i)--?(?:password|passwd|token|secret|api-?key|access-?key)(?:[ =]+)(?!-)['\"]?[^\s'\"$]{4,}"
-        ),
+        re.compile(r"(?i)--?(?:password|passwd|token|secret|api-?key|access-?key)(?:[ =]+)(?!-)['\"]?[^\s'\"$]{4,}"),
     ),
 ]
 SENSITIVE_ENV_RE = re.compile(

@@ -56,27 +56,19 @@ def _region_validate(args: ResourceValidationArgs, report_violation: ReportViola
                 None,
             )
         elif region not in allowed:
-            report_violation(
-                f"AWS provider {args.name} uses region {region}; set region={SEOUL_REGION}.", None
-            )
+            report_violation(f"AWS provider {args.name} uses region {region}; set region={SEOUL_REGION}.", None)
         return
     if not args.resource_type.startswith("aws:"):
         return
     region = get(args.props, "region")
     if region:
         if region not in allowed:
-            report_violation(
-                f"{args.name} sets region={region}; remove it or set region={SEOUL_REGION}.", None
-            )
+            report_violation(f"{args.name} sets region={region}; remove it or set region={SEOUL_REGION}.", None)
         return
     # Explicit providers are analyzed (and reported) themselves; an engine default provider
     # (`default_<version>`) is judged here, on the resources that use it.
     provider = args.provider
-    if (
-        provider is not None
-        and provider.resource_type == AWS_PROVIDER_TYPE
-        and provider.name.startswith("default")
-    ):
+    if provider is not None and provider.resource_type == AWS_PROVIDER_TYPE and provider.name.startswith("default"):
         provider_region = get(provider.props, "region")
         if provider_region and provider_region not in allowed:
             report_violation(
@@ -121,9 +113,7 @@ def _replication_validate(args: StackValidationArgs, report_violation: ReportVio
 
     for repl in resources_of(args.resources, S3_REPLICATION_TYPE):
         local = Deferred()
-        dep_buckets = [
-            d for d in repl.property_dependencies.get("rules", []) if d.resource_type == S3_BUCKET_TYPE
-        ]
+        dep_buckets = [d for d in repl.property_dependencies.get("rules", []) if d.resource_type == S3_BUCKET_TYPE]
         destinations: dict[str, PolicyResource] = {b.urn: b for b in dep_buckets}
         unresolved: list[str] = []
         for rule in local.as_list(local.get(repl.props, "rules")):

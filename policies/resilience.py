@@ -294,9 +294,7 @@ def _ceph_replicated_validate(args: ResourceValidationArgs, report_violation: Re
     if min_size is None or min_size < 2:
         problems.append(f"MIN_SIZE={env.get('MIN_SIZE', '<unset>')} (needs >= 2)")
     if problems:
-        report_violation(
-            f"replicated Ceph pool {pool}: {', '.join(problems)}; use SIZE=3 MIN_SIZE=2.", None
-        )
+        report_violation(f"replicated Ceph pool {pool}: {', '.join(problems)}; use SIZE=3 MIN_SIZE=2.", None)
 
 
 ceph_replicated_pool_size = ResourceValidationPolicy(

@@ -128,7 +128,11 @@ CONTROL_PLANES = {"cp-1": "10.0.1.11", "cp-2": "10.0.1.12", "cp-3": "10.0.1.13"}
 ETCD_MEMBERS = {"etcd-1": "10.0.1.31", "etcd-2": "10.0.1.32", "etcd-3": "10.0.1.33"}
 STORAGE = {f"storage-{i}": f"10.0.1.{40 + i}" for i in range(1, 6)}
 K8S_VERSION = "1.29.6"
-PRIVATE_KEY = Secret("-----BEGIN OPENSSH PRIVATE KEY-----\nAAAAC3NzaC1lZDI1NTE5AAAAIFakeKeyMaterial0123456789\n-----END OPENSSH PRIVATE KEY-----\n")
+PRIVATE_KEY = Secret(
+    "-----BEGIN OPENSSH PRIVATE KEY-----\n"
+    "AAAAC3NzaC1lZDI1NTE5AAAAIFakeKeyMaterial0123456789\n"
+    "-----END OPENSSH PRIVATE KEY-----\n"
+)
 
 
 def etcd_config(name: str, ip: str, members: dict[str, str] = ETCD_MEMBERS) -> str:
@@ -248,14 +252,14 @@ def compliant_cluster() -> Cluster:
         "storage-1",
         "ceph-pool-rbd",
         script_run(POOL_NAME="rbd", POOL_TYPE="replicated", SIZE="3", MIN_SIZE="2"),
-        "ceph osd pool create \"$POOL_NAME\"\n",
+        'ceph osd pool create "$POOL_NAME"\n',
     )
     add_host_step(
         c,
         "storage-1",
         "ceph-pool-archive",
         script_run(POOL_NAME="archive", POOL_TYPE="erasure", K="2", M="2"),
-        "ceph osd pool create \"$POOL_NAME\" erasure\n",
+        'ceph osd pool create "$POOL_NAME" erasure\n',
     )
 
     # F5
@@ -283,11 +287,12 @@ def compliant_cluster() -> Cluster:
     )
 
     # AWS
-    aws = c.add(
-        "pulumi:providers:aws", "seoul", {"region": "ap-northeast-2", "skipCredentialsValidation": "false"}
-    )
+    aws = c.add("pulumi:providers:aws", "seoul", {"region": "ap-northeast-2", "skipCredentialsValidation": "false"})
     key = c.add("aws:kms/key:Key", "backup-key", {"enableKeyRotation": True, "description": "backups"}, provider=aws)
-    for bucket_name, tags in (("seoul-cluster-backups", {"backup": "true"}), ("seoul-cluster-backups-replica", {"backup": "true"})):
+    for bucket_name, tags in (
+        ("seoul-cluster-backups", {"backup": "true"}),
+        ("seoul-cluster-backups-replica", {"backup": "true"}),
+    ):
         add_backup_bucket(c, bucket_name, tags, aws, key)
     source = c.find("seoul-cluster-backups", "aws:s3/bucket:Bucket")
     replica = c.find("seoul-cluster-backups-replica", "aws:s3/bucket:Bucket")
@@ -320,7 +325,15 @@ def compliant_cluster() -> Cluster:
                 "selector": {"matchLabels": {"k8s-app": "calico-node"}},
                 "template": {
                     "metadata": {"labels": {"k8s-app": "calico-node"}},
-                    "spec": {"containers": [{"name": "calico-node", "image": "calico/node:v3.27.3", "securityContext": {"privileged": True}}]},
+                    "spec": {
+                        "containers": [
+                            {
+                                "name": "calico-node",
+                                "image": "calico/node:v3.27.3",
+                                "securityContext": {"privileged": True},
+                            }
+                        ]
+                    },
                 },
             },
         },
@@ -355,11 +368,20 @@ def add_backup_bucket(c: Cluster, name: str, tags: dict[str, str], provider: Res
             dependencies=[bucket],
         )
 
-    companion("aws:s3/bucketVersioning:BucketVersioning", "versioning", {"versioningConfiguration": {"status": "Enabled"}})
+    companion(
+        "aws:s3/bucketVersioning:BucketVersioning", "versioning", {"versioningConfiguration": {"status": "Enabled"}}
+    )
     companion(
         "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration",
         "sse",
-        {"rules": [{"applyServerSideEncryptionByDefault": {"sseAlgorithm": "aws:kms", "kmsMasterKeyId": UNKNOWN}, "bucketKeyEnabled": True}]},
+        {
+            "rules": [
+                {
+                    "applyServerSideEncryptionByDefault": {"sseAlgorithm": "aws:kms", "kmsMasterKeyId": UNKNOWN},
+                    "bucketKeyEnabled": True,
+                }
+            ]
+        },
         {"rules": [key]},
     )
     companion(
@@ -419,7 +441,10 @@ def add_app(c: Cluster, name: str, namespace: str) -> Res:
     c.add(
         "kubernetes:policy/v1:PodDisruptionBudget",
         f"{name}-pdb",
-        {"metadata": {"name": name, "namespace": namespace}, "spec": {"minAvailable": 2, "selector": {"matchLabels": labels}}},
+        {
+            "metadata": {"name": name, "namespace": namespace},
+            "spec": {"minAvailable": 2, "selector": {"matchLabels": labels}},
+        },
     )
     return deployment
 

@@ -240,10 +240,14 @@ CASES: dict[str, Case] = {
     ),
     "hosts-no-secrets-in-commands": Case(
         ok=lambda c: add_host_step(
-            c, "cp-2", "join", script_run(CONTROL_PLANE_ENDPOINT="10.0.1.10:8443"), Secret("kubeadm join --token abcdef.0123456789abcdef\n")
+            c,
+            "cp-2",
+            "join",
+            script_run(CONTROL_PLANE_ENDPOINT="10.0.1.10:8443"),
+            Secret("kubeadm join --token abcdef.0123456789abcdef\n"),
         ),
         bad=lambda c: add_host_step(
-            c, "cp-2", "join", script_run(JOIN_TOKEN="abcdef.0123456789abcdef"), "kubeadm join --token \"$JOIN_TOKEN\"\n"
+            c, "cp-2", "join", script_run(JOIN_TOKEN="abcdef.0123456789abcdef"), 'kubeadm join --token "$JOIN_TOKEN"\n'
         ),
         urn=_step("cp-2", "join"),
     ),
@@ -321,17 +325,27 @@ CASES: dict[str, Case] = {
             set_input("k8s-clientssl", CLIENTSSL, ["tmOptions"], ["dont-insert-empty-fragments"]),
             set_input("k8s-clientssl", CLIENTSSL, ["ciphers"], "ECDHE+AES-GCM:!SSLv3:!TLSv1:!TLSv1_1"),
         ),
-        bad=set_input("k8s-clientssl", CLIENTSSL, ["tmOptions"], ["dont-insert-empty-fragments", "no-sslv3", "no-tlsv1"]),
+        bad=set_input(
+            "k8s-clientssl", CLIENTSSL, ["tmOptions"], ["dont-insert-empty-fragments", "no-sslv3", "no-tlsv1"]
+        ),
         urn=_res("k8s-clientssl", CLIENTSSL),
     ),
     "ceph-replicated-pool-size": Case(
-        ok=set_create("storage-1", "ceph-pool-rbd", script_run(POOL_NAME="rbd", POOL_TYPE="replicated", SIZE="4", MIN_SIZE="2")),
-        bad=set_create("storage-1", "ceph-pool-rbd", script_run(POOL_NAME="rbd", POOL_TYPE="replicated", SIZE="2", MIN_SIZE="1")),
+        ok=set_create(
+            "storage-1", "ceph-pool-rbd", script_run(POOL_NAME="rbd", POOL_TYPE="replicated", SIZE="4", MIN_SIZE="2")
+        ),
+        bad=set_create(
+            "storage-1", "ceph-pool-rbd", script_run(POOL_NAME="rbd", POOL_TYPE="replicated", SIZE="2", MIN_SIZE="1")
+        ),
         urn=_step("storage-1", "ceph-pool-rbd"),
     ),
     "ceph-ec-pool-profile": Case(
-        ok=set_create("storage-1", "ceph-pool-archive", script_run(POOL_NAME="archive", POOL_TYPE="erasure", K="1", M="3")),
-        bad=set_create("storage-1", "ceph-pool-archive", script_run(POOL_NAME="archive", POOL_TYPE="erasure", K="3", M="2")),
+        ok=set_create(
+            "storage-1", "ceph-pool-archive", script_run(POOL_NAME="archive", POOL_TYPE="erasure", K="1", M="3")
+        ),
+        bad=set_create(
+            "storage-1", "ceph-pool-archive", script_run(POOL_NAME="archive", POOL_TYPE="erasure", K="3", M="2")
+        ),
         urn=_step("storage-1", "ceph-pool-archive"),
     ),
     "k8s-version-pinned": Case(
@@ -342,13 +356,18 @@ CASES: dict[str, Case] = {
     "k8s-workload-requests": Case(
         ok=system_app_without_resources,
         bad=set_input(
-            "shop-api", DEPLOYMENT, ["spec", "template", "spec", "containers", "0", "resources", "requests", "memory"], None
+            "shop-api",
+            DEPLOYMENT,
+            ["spec", "template", "spec", "containers", "0", "resources", "requests", "memory"],
+            None,
         ),
         urn=_res("shop-api", DEPLOYMENT),
     ),
     "k8s-workload-limits": Case(
         ok=set_input("shop-api", DEPLOYMENT, ["spec", "replicas"], 5),
-        bad=set_input("shop-api", DEPLOYMENT, ["spec", "template", "spec", "containers", "0", "resources", "limits"], None),
+        bad=set_input(
+            "shop-api", DEPLOYMENT, ["spec", "template", "spec", "containers", "0", "resources", "limits"], None
+        ),
         urn=_res("shop-api", DEPLOYMENT),
     ),
     "k8s-workload-hpa": Case(
@@ -430,26 +449,104 @@ def statefulset_with_pdb_only(c: Cluster) -> None:
             "spec": {"template": {"metadata": {"labels": labels}, "spec": {"containers": [container]}}},
         },
     )
-    c.add(PDB, "ledger-db-pdb", {"metadata": {"namespace": "apps"}, "spec": {"maxUnavailable": 1, "selector": {"matchLabels": labels}}})
+    c.add(
+        PDB,
+        "ledger-db-pdb",
+        {"metadata": {"namespace": "apps"}, "spec": {"maxUnavailable": 1, "selector": {"matchLabels": labels}}},
+    )
 
 
 VARIANTS: list[tuple[str, Mutation, str, str]] = [
-    ("host-without-firewalld", lambda c: c.remove(host_step(c, "storage-4", "firewalld")), "hosts-firewalld-default-zone-drop", "host storage-4: no step sets"),
-    ("selinux-config-file", lambda c: add_host_step(c, "cp-1", "selinux-file", file_put("/etc/selinux/config"), "SELINUX=disabled\nSELINUXTYPE=targeted\n"), "hosts-selinux-enforcing", "SELINUX=disabled"),
-    ("firewalld-conf", lambda c: add_host_step(c, "cp-1", "fw-file", file_put("/etc/firewalld/firewalld.conf"), "DefaultZone=public\n"), "hosts-firewalld-default-zone-drop", "default zone to 'public'"),
+    (
+        "host-without-firewalld",
+        lambda c: c.remove(host_step(c, "storage-4", "firewalld")),
+        "hosts-firewalld-default-zone-drop",
+        "host storage-4: no step sets",
+    ),
+    (
+        "selinux-config-file",
+        lambda c: add_host_step(
+            c, "cp-1", "selinux-file", file_put("/etc/selinux/config"), "SELINUX=disabled\nSELINUXTYPE=targeted\n"
+        ),
+        "hosts-selinux-enforcing",
+        "SELINUX=disabled",
+    ),
+    (
+        "firewalld-conf",
+        lambda c: add_host_step(
+            c, "cp-1", "fw-file", file_put("/etc/firewalld/firewalld.conf"), "DefaultZone=public\n"
+        ),
+        "hosts-firewalld-default-zone-drop",
+        "default zone to 'public'",
+    ),
     ("versioning-missing", drop(f"{B}-versioning", VERSIONING), "backup-bucket-versioning", "has no BucketVersioning"),
-    ("sse-aws-managed-key", chain(literal_cmk, set_input(f"{B}-sse", SSE, ["rules", "0", "applyServerSideEncryptionByDefault", "kmsMasterKeyId"], "alias/aws/s3")), "backup-bucket-sse-kms-cmk", "customer-managed"),
-    ("pab-missing", drop(f"{B}-public-access-block", PAB), "backup-bucket-public-access-block", "has no BucketPublicAccessBlock"),
-    ("bucket-without-object-lock", set_input(B, BUCKET, ["objectLockEnabled"], None), "backup-bucket-object-lock", "object_lock_enabled=True"),
+    (
+        "sse-aws-managed-key",
+        chain(
+            literal_cmk,
+            set_input(
+                f"{B}-sse", SSE, ["rules", "0", "applyServerSideEncryptionByDefault", "kmsMasterKeyId"], "alias/aws/s3"
+            ),
+        ),
+        "backup-bucket-sse-kms-cmk",
+        "customer-managed",
+    ),
+    (
+        "pab-missing",
+        drop(f"{B}-public-access-block", PAB),
+        "backup-bucket-public-access-block",
+        "has no BucketPublicAccessBlock",
+    ),
+    (
+        "bucket-without-object-lock",
+        set_input(B, BUCKET, ["objectLockEnabled"], None),
+        "backup-bucket-object-lock",
+        "object_lock_enabled=True",
+    ),
     ("bucket-policy-missing", drop(f"{B}-policy", BPOLICY), "backup-bucket-tls-only", "has no bucket policy"),
     ("etcd-two-hosts", etcd_on_two_hosts_only, "etcd-odd-member-count", "2 distinct host"),
     ("one-control-plane-role", one_control_plane, "controlplane-ha-behind-vip", "control-plane role"),
-    ("haproxy-without-api-backend", set_stdin("cp-1", "haproxy", "global\n  log /dev/log local0\nbackend web\n  server w1 10.0.2.1:80 check\n"), "controlplane-ha-behind-vip", "no Kubernetes API backend"),
-    ("f5-ciphers-keep-tls11", chain(set_input("k8s-clientssl", CLIENTSSL, ["tmOptions"], None), set_input("k8s-clientssl", CLIENTSSL, ["ciphers"], "DEFAULT:!SSLv3:!TLSv1")), "f5-client-ssl-min-tls12", "TLS 1.1"),
-    ("f5-no-monitors", set_input("k8s-ingress", POOL, ["monitors"], None), "f5-pool-health-monitor", "no health monitor"),
-    ("ceph-ec-m1", set_create("storage-1", "ceph-pool-archive", script_run(POOL_NAME="archive", POOL_TYPE="erasure", K="2", M="1")), "ceph-ec-pool-profile", "M=1"),
-    ("ceph-replicated-no-min-size", set_create("storage-1", "ceph-pool-rbd", script_run(POOL_NAME="rbd", POOL_TYPE="replicated", SIZE="3")), "ceph-replicated-pool-size", "MIN_SIZE=<unset>"),
-    ("k8s-version-floating", set_stdin("cp-1", "kubeadm-config", "kind: ClusterConfiguration\nkubernetesVersion: stable-1\n"), "k8s-version-pinned", "stable-1"),
+    (
+        "haproxy-without-api-backend",
+        set_stdin("cp-1", "haproxy", "global\n  log /dev/log local0\nbackend web\n  server w1 10.0.2.1:80 check\n"),
+        "controlplane-ha-behind-vip",
+        "no Kubernetes API backend",
+    ),
+    (
+        "f5-ciphers-keep-tls11",
+        chain(
+            set_input("k8s-clientssl", CLIENTSSL, ["tmOptions"], None),
+            set_input("k8s-clientssl", CLIENTSSL, ["ciphers"], "DEFAULT:!SSLv3:!TLSv1"),
+        ),
+        "f5-client-ssl-min-tls12",
+        "TLS 1.1",
+    ),
+    (
+        "f5-no-monitors",
+        set_input("k8s-ingress", POOL, ["monitors"], None),
+        "f5-pool-health-monitor",
+        "no health monitor",
+    ),
+    (
+        "ceph-ec-m1",
+        set_create(
+            "storage-1", "ceph-pool-archive", script_run(POOL_NAME="archive", POOL_TYPE="erasure", K="2", M="1")
+        ),
+        "ceph-ec-pool-profile",
+        "M=1",
+    ),
+    (
+        "ceph-replicated-no-min-size",
+        set_create("storage-1", "ceph-pool-rbd", script_run(POOL_NAME="rbd", POOL_TYPE="replicated", SIZE="3")),
+        "ceph-replicated-pool-size",
+        "MIN_SIZE=<unset>",
+    ),
+    (
+        "k8s-version-floating",
+        set_stdin("cp-1", "kubeadm-config", "kind: ClusterConfiguration\nkubernetesVersion: stable-1\n"),
+        "k8s-version-pinned",
+        "stable-1",
+    ),
     ("statefulset-without-hpa", statefulset_with_pdb_only, "k8s-workload-hpa", "StatefulSet ledger-db has no HPA"),
 ]
 

@@ -255,8 +255,17 @@ def test_host_without_sshd_hardening() -> None:
 
 def test_sshd_files_without_host_components_are_judged_alone() -> None:
     c = Cluster()
-    ok = c.add("command:remote:Command", "ok", {"create": file_put("/etc/ssh/sshd_config.d/50-hardening.conf"), "stdin": "PasswordAuthentication no\nPermitRootLogin no\n"})
-    bad = c.add("command:remote:Command", "bad", {"create": file_put("/etc/ssh/sshd_config"), "stdin": "PermitRootLogin yes\n"})
+    ok = c.add(
+        "command:remote:Command",
+        "ok",
+        {
+            "create": file_put("/etc/ssh/sshd_config.d/50-hardening.conf"),
+            "stdin": "PasswordAuthentication no\nPermitRootLogin no\n",
+        },
+    )
+    bad = c.add(
+        "command:remote:Command", "bad", {"create": file_put("/etc/ssh/sshd_config"), "stdin": "PermitRootLogin yes\n"}
+    )
     violations = run(c)
     assert [(v["policy"], v["urn"]) for v in violations] == [("hosts-ssh-root-login-off", c.urn(bad))]
     assert c.urn(ok) not in {v["urn"] for v in violations}
@@ -264,7 +273,9 @@ def test_sshd_files_without_host_components_are_judged_alone() -> None:
 
 def test_sshd_match_blocks_do_not_count() -> None:
     c = compliant_cluster()
-    host_step(c, "cp-1", "sshd").inputs["stdin"] = "Match User backup\n    PasswordAuthentication no\n    PermitRootLogin no\n"
+    host_step(c, "cp-1", "sshd").inputs["stdin"] = (
+        "Match User backup\n    PasswordAuthentication no\n    PermitRootLogin no\n"
+    )
     assert {v["policy"] for v in run(c)} == {"hosts-ssh-password-auth-off", "hosts-ssh-root-login-off"}
 
 

@@ -7,16 +7,14 @@ secret-wrapped connections, unknown ids/ARNs at preview and recorded property de
 
 from __future__ import annotations
 
-from typing import Any
-
 import pulumi
 import pulumi_aws as aws
 import pulumi_command as command
 import pulumi_f5bigip as f5
 import pulumi_kubernetes as k8s
 import pytest
-from pulumi.runtime import mocks
 
+from offline.engine import RecordingMonitor
 from offline.policy import analyze, is_preview_unknown
 from offline.registry import Registration
 from tests.policy_fixtures import (
@@ -34,40 +32,6 @@ PROJECT = "seoul-cluster"
 STACK = "sdk"
 # pulumi_aws warns about its own deprecated aliases on import.
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
-
-
-class _Mocks(pulumi.runtime.Mocks):
-    def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str | None, dict[str, Any]]:
-        # No id and only the inputs as state: ids, ARNs and other computed outputs stay unknown,
-        # as in a preview of a first deployment.
-        return None, dict(args.inputs)
-
-    def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]] | None]:
-        return {}, None
-
-
-class _RecordingMonitor(mocks.MockMonitor):
-    def __init__(self) -> None:
-        super().__init__(_Mocks())
-        self.registrations: list[Registration] = []
-
-    def RegisterResource(self, request: Any) -> Any:
-        response = super().RegisterResource(request)
-        self.registrations.append(
-            Registration(
-                urn=response.urn,
-                type=request.type,
-                name=request.name,
-                parent=request.parent,
-                custom=request.custom,
-                protect=request.protect,
-                provider=request.provider,
-                dependencies=list(request.dependencies),
-                property_dependencies={k: list(v.urns) for k, v in request.propertyDependencies.items()},
-                inputs=request.object,
-            )
-        )
-        return response
 
 
 class Host(pulumi.ComponentResource):
@@ -224,7 +188,7 @@ def program(storage_firewall_zone: str) -> None:
 
 
 def record(storage_firewall_zone: str = "drop") -> list[Registration]:
-    monitor = _RecordingMonitor()
+    monitor = RecordingMonitor()
     pulumi.runtime.set_mocks(monitor.mocks, project=PROJECT, stack=STACK, preview=True, monitor=monitor)
 
     @pulumi.runtime.test
