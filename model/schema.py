@@ -113,9 +113,23 @@ class Ceph(Model):
     pools: list[CephPool] = []
 
 
+class F5Management(Model):
+    """How Pulumi reaches the BIG-IP's management API (iControl REST)."""
+
+    address: Annotated[str, StringConstraints(min_length=1)]
+    port: Port = 443
+    username: Annotated[str, StringConstraints(min_length=1)]
+    password: SecretStr
+
+
 class F5(Model):
     virtual_address: IPv4Address
     port: Port = 443
+    management: F5Management
+    partition: Annotated[str, StringConstraints(pattern=r"^[A-Za-z][A-Za-z0-9_-]*$")] = "Common"
+    # Certificate and key already installed on the BIG-IP for the public site.
+    certificate: str = "/Common/default.crt"
+    key: str = "/Common/default.key"
 
 
 class Hardening(Model):

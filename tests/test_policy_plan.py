@@ -10,10 +10,17 @@ def hardening(**values):
     return lambda c: c[key("hardening")].update(values)
 
 
+def single_ingress(c):
+    for host in c[key("hosts")]:
+        if host["name"] != "ingress-1" and "ingress" in host["roles"]:
+            host["roles"].remove("ingress")
+
+
 NON_COMPLIANT = {
     "password SSH": (hardening(sshPasswordAuthentication=True), "hosts-ssh-password-auth-off"),
     "root login": (hardening(permitRootLogin=True), "hosts-ssh-root-login-off"),
     "permissive SELinux": (hardening(selinux="permissive"), "hosts-selinux-enforcing"),
+    "one ingress node": (single_ingress, "f5-pool-min-members"),
 }
 
 
