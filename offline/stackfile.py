@@ -14,7 +14,6 @@ import yaml
 
 from model import PROJECT, SECRET_PLACEHOLDER
 
-
 # Secrets the program needs that are set with `pulumi config set --secret --path`,
 # never written in the file: the plan wires placeholders so it can run without them.
 SECRET_PATHS = [
