@@ -138,6 +138,14 @@ class Hardening(Model):
     selinux: Literal["enforcing", "permissive"] = "enforcing"
 
 
+class Backup(Model):
+    """The S3 vault in Seoul that Ceph snapshots, PostgreSQL and etcd backups land in."""
+
+    # S3 names are global: the default suits one company's one stack per environment.
+    bucket: Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")] | None = None
+    retention_days: Annotated[int, Field(ge=1, le=3650)] = 35
+
+
 class Workload(Model):
     daily_ingest_tb: Annotated[float, Field(gt=0)]
     retention_days: Annotated[int, Field(ge=1)]
@@ -154,7 +162,12 @@ class StackConfig(Model):
     ceph: Ceph
     f5: F5
     hardening: Hardening = Hardening()
+    backup: Backup = Backup()
     workload: Workload
+
+    @property
+    def backup_bucket(self) -> str:
+        return self.backup.bucket or f"seoul-cluster-{self.environment}-backups"
 
     def with_role(self, role: Role) -> list[Host]:
         return [h for h in self.hosts if h.has(role)]

@@ -21,6 +21,7 @@ NON_COMPLIANT = {
     "root login": (hardening(permitRootLogin=True), "hosts-ssh-root-login-off"),
     "permissive SELinux": (hardening(selinux="permissive"), "hosts-selinux-enforcing"),
     "one ingress node": (single_ingress, "f5-pool-min-members"),
+    "backups outside Korea": (lambda c: c.update({"aws:region": "us-east-1"}), "residency-aws-region-seoul"),
 }
 
 
