@@ -3,6 +3,8 @@
 import pulumi
 from pulumi.runtime.config import get_config, is_config_secret
 
+from components.backup import BackupVault
+from components.edge import EdgeLoadBalancer
 from components.hosts import Host
 from model import PROJECT, ConfigError, load_config
 
@@ -20,6 +22,10 @@ if not is_config_secret(f"{PROJECT}:ssh"):
 private_key = pulumi.Output.secret(cfg.ssh.private_key.get_secret_value())
 
 hosts = {spec.name: Host(cfg, spec, private_key) for spec in cfg.hosts}
+edge = EdgeLoadBalancer(cfg)
+backup = BackupVault(cfg)
 
 pulumi.export("environment", cfg.environment)
+pulumi.export("publicEndpoint", f"https://{cfg.f5.virtual_address}:{cfg.f5.port}")
+pulumi.export("backupBucket", cfg.backup_bucket)
 pulumi.export("inventory", {spec.name: {"address": str(spec.address), "roles": list(spec.roles)} for spec in cfg.hosts})

@@ -22,6 +22,9 @@ SECRET_PLACEHOLDER = "offline-plan-placeholder-not-a-real-secret"
 
 Lookup = Callable[[str], Any]
 
+# Secret key paths and what to feed `pulumi config set` for each.
+SECRETS = {"ssh.privateKey": "private-key-file", "f5.management.password": "password-file"}
+
 PATTERN_MEANING = {
     VERSION_PATTERN: "expected a full version x.y.z, e.g. 1.29.6",
     HOST_NAME_PATTERN: "expected a DNS-1123 label: lower-case letters, digits and '-', at most 63",
@@ -80,13 +83,13 @@ def _describe(error: dict[str, Any]) -> str:
     path = key_path(error["loc"])
     if error["type"] == "missing":
         hint = ""
-        if path == "ssh.privateKey":
-            hint = f" (set it with: pulumi config set --secret --path '{PROJECT}:ssh.privateKey' < key)"
+        if path in SECRETS:
+            hint = f" (set it with: pulumi config set --secret --path '{PROJECT}:{path}' < {SECRETS[path]})"
         return f"{path}: required key is missing{hint}"
     message = error["msg"].removeprefix("Value error, ")
     if error["type"] == "string_pattern_mismatch":
         message = PATTERN_MEANING.get(error["ctx"]["pattern"], message)
     value = error.get("input")
-    if isinstance(value, dict | list) or "privateKey" in path:
+    if isinstance(value, dict | list) or path in SECRETS:
         return f"{path}: {message}"
     return f"{path}: {value!r}: {message}"

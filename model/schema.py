@@ -113,15 +113,37 @@ class Ceph(Model):
     pools: list[CephPool] = []
 
 
+class F5Management(Model):
+    """How Pulumi reaches the BIG-IP's management API (iControl REST)."""
+
+    address: Annotated[str, StringConstraints(min_length=1)]
+    port: Port = 443
+    username: Annotated[str, StringConstraints(min_length=1)]
+    password: SecretStr
+
+
 class F5(Model):
     virtual_address: IPv4Address
     port: Port = 443
+    management: F5Management
+    partition: Annotated[str, StringConstraints(pattern=r"^[A-Za-z][A-Za-z0-9_-]*$")] = "Common"
+    # Certificate and key already installed on the BIG-IP for the public site.
+    certificate: str = "/Common/default.crt"
+    key: str = "/Common/default.key"
 
 
 class Hardening(Model):
     ssh_password_authentication: bool = False
     permit_root_login: bool = False
     selinux: Literal["enforcing", "permissive"] = "enforcing"
+
+
+class Backup(Model):
+    """The S3 vault in Seoul that Ceph snapshots, PostgreSQL and etcd backups land in."""
+
+    # S3 names are global: the default suits one company's one stack per environment.
+    bucket: Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")] | None = None
+    retention_days: Annotated[int, Field(ge=1, le=3650)] = 35
 
 
 class Workload(Model):
@@ -140,7 +162,12 @@ class StackConfig(Model):
     ceph: Ceph
     f5: F5
     hardening: Hardening = Hardening()
+    backup: Backup = Backup()
     workload: Workload
+
+    @property
+    def backup_bucket(self) -> str:
+        return self.backup.bucket or f"seoul-cluster-{self.environment}-backups"
 
     def with_role(self, role: Role) -> list[Host]:
         return [h for h in self.hosts if h.has(role)]

@@ -19,6 +19,7 @@ from model import PROJECT, ConfigError, StackConfig, load_config
 from offline import artifacts
 from offline.engine import run_program
 from offline.graph import longest_chain, step_graph
+from offline.policy import analyze
 from offline.registry import Registration
 from offline.stackfile import StackFile, StackFileError, read_stack_file
 from offline.wire import plain
@@ -77,11 +78,8 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
 
 
 def _policy(registrations: list[Registration], stack: StackFile, cfg: StackConfig) -> list[dict[str, Any]]:
+    # Graded by environment, never by stack name: stage is advisory, prod mandatory.
     config_file = REPO / "policies" / "config" / f"{cfg.environment}.json"
-    if not config_file.exists():  # the pack lands with its config files
-        return []
-    from offline.policy import analyze
-
     return analyze(registrations, project=PROJECT, stack=stack.stack, config_file=config_file)
 
 

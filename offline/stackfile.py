@@ -14,6 +14,13 @@ import yaml
 
 from model import PROJECT, SECRET_PLACEHOLDER
 
+# Secrets the program needs that are set with `pulumi config set --secret --path`,
+# never written in the file: the plan wires placeholders so it can run without them.
+SECRET_PATHS = [
+    (f"{PROJECT}:ssh", ("privateKey",)),
+    (f"{PROJECT}:f5", ("management", "password")),
+]
+
 
 @dataclass(frozen=True)
 class StackFile:
@@ -41,10 +48,14 @@ def read_stack_file(path: Path) -> StackFile:
         doc = yaml.safe_load(path.read_text()) or {}
     except (OSError, yaml.YAMLError) as err:
         raise StackFileError(f"{path}: {err}") from None
-    config = doc.get("config") or {}
+    config = doc.get("config") if isinstance(doc, dict) else None
     if not isinstance(config, dict):
         raise StackFileError(f"{path}: 'config' must be a mapping")
+    return stack_from_config(stack_name(path), config)
 
+
+def stack_from_config(stack: str, config: dict[str, Any]) -> StackFile:
+    """The CLI's view of a stack file's `config:` mapping."""
     raw: dict[str, str] = {}
     secret_keys: list[str] = []
     for key, value in config.items():
@@ -53,15 +64,23 @@ def read_stack_file(path: Path) -> StackFile:
             secret_keys.append(key)
         raw[key] = value if isinstance(value, str) else json.dumps(value)
 
-    # The plan needs an SSH key to wire connections; the real one is set with
-    # `pulumi config set --secret` and never lives in the file.
-    ssh_key = f"{PROJECT}:ssh"
-    ssh = json.loads(raw[ssh_key]) if raw.get(ssh_key, "").startswith("{") else None
-    if isinstance(ssh, dict) and "privateKey" not in ssh:
-        ssh["privateKey"] = SECRET_PLACEHOLDER
-        raw[ssh_key] = json.dumps(ssh)
-        secret_keys.append(ssh_key)
-    return StackFile(stack_name(path), raw, sorted(set(secret_keys)))
+    for key, path in SECRET_PATHS:
+        if _fill_placeholder(raw, key, path):
+            secret_keys.append(key)
+    return StackFile(stack, raw, sorted(set(secret_keys)))
+
+
+def _fill_placeholder(raw: dict[str, str], key: str, path: tuple[str, ...]) -> bool:
+    """Put the placeholder at `path` inside object `key` when the file leaves it out."""
+    value = json.loads(raw[key]) if raw.get(key, "").startswith("{") else None
+    node = value
+    for part in path[:-1]:
+        node = node.get(part) if isinstance(node, dict) else None
+    if not isinstance(node, dict) or path[-1] in node:
+        return False
+    node[path[-1]] = SECRET_PLACEHOLDER
+    raw[key] = json.dumps(value)
+    return True
 
 
 def _strip_secure(value: Any) -> tuple[Any, bool]:

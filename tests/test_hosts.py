@@ -12,7 +12,7 @@ from offline.engine import PreviewMocks, run_program
 from offline.stackfile import read_stack_file
 from offline.wire import SECRET, plain
 from tests.planning import inputs_by_urn, registrations
-from tests.stacks import altered_stack, key
+from tests.stacks import altered_stack, key, stack_config
 from tests.tools import REPO
 
 
@@ -105,9 +105,8 @@ def test_apply_reruns_when_its_file_changes(tmp_path):
                                                       name="seoul-stage")))
     assert set(before) == set(after)
     changed = {urn.rsplit("::", 1)[1] for urn in before if before[urn] != after[urn]}
-    assert changed == {f"{h}-sshd-{s}" for h in ("cp-1", "cp-2", "cp-3", "etcd-1", "etcd-2", "etcd-3", "ingress-1",
-                                                  "ingress-2", "worker-1", "osd-1", "osd-2", "osd-3", "osd-4",
-                                                  "osd-5") for s in ("file", "apply")}
+    names = [h["name"] for h in stack_config("seoul-stage")[key("hosts")]]
+    assert changed == {f"{name}-sshd-{step}" for name in names for step in ("file", "apply")}
 
 
 def test_selinux_mode_comes_from_config(tmp_path):

@@ -7,14 +7,12 @@ from collections.abc import Callable
 import pytest
 
 from model import ConfigError, load_config
-from offline.stackfile import StackFile
+from offline.stackfile import StackFile, stack_from_config
 from tests.stacks import Config, key, stack_config
 
 
 def load(config: Config):
-    raw = {k: v if isinstance(v, str) else json.dumps(v) for k, v in config.items()}
-    raw[key("ssh")] = json.dumps({**config[key("ssh")], "privateKey": "test-key"})
-    return load_config(StackFile("test", raw, []).lookup)
+    return load_config(stack_from_config("test", config).lookup)
 
 
 def changed(change: Callable[[Config], None], stack: str = "seoul-prod") -> Config:

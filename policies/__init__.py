@@ -1,0 +1,1 @@
+"""seoul-cluster CrossGuard policy pack (see policies/pack.py)."""

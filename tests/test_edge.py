@@ -1,0 +1,47 @@
+"""The F5 edge under the engine-less monitor: pool of ingress nodes, TLS, the public VIP."""
+
+import pytest
+
+from offline.wire import SECRET, plain
+from tests.planning import registrations
+from tests.stacks import key, stack_config
+from tests.tools import REPO
+
+
+@pytest.fixture(scope="module")
+def f5():
+    regs = registrations(REPO / "Pulumi.seoul-prod.yaml")
+    return {(r.type.rsplit(":", 1)[1], r.name): (r, plain(r.inputs)) for r in regs
+            if r.type.startswith(("f5bigip:", "pulumi:providers:f5bigip"))}
+
+
+def test_pool_members_are_the_ingress_nodes_on_443(f5):
+    ingress = [h["address"] for h in stack_config("seoul-prod")[key("hosts")] if "ingress" in h["roles"]]
+    members = sorted(inputs["node"] for (kind, _), (_, inputs) in f5.items() if kind == "PoolAttachment")
+    assert members == sorted(f"{address}:443" for address in ingress) == ["10.0.1.11:443", "10.0.1.12:443",
+                                                                           "10.0.1.13:443"]
+    assert all(inputs["pool"] == "/Common/app_servers" for (k, _), (_, inputs) in f5.items() if k == "PoolAttachment")
+
+
+def test_pool_is_health_monitored_over_https(f5):
+    _, pool = f5[("Pool", "app-servers")]
+    _, monitor = f5[("Monitor", "ingress-https")]
+    assert pool["monitors"] == [monitor["name"]]
+    assert monitor["parent"] == "/Common/https" and monitor["send"].startswith("GET /healthz ")
+
+
+def test_virtual_server_is_the_public_vip_with_tcp_and_clientssl(f5):
+    _, vs = f5[("VirtualServer", "vs-app")]
+    _, client_ssl = f5[("ProfileClientSsl", "clientssl")]
+    assert (vs["destination"], vs["port"]) == ("203.0.113.1", 443)
+    assert vs["profiles"] == ["/Common/tcp"]
+    assert vs["clientProfiles"] == [client_ssl["name"]]
+    assert {"no-sslv3", "no-tlsv1", "no-tlsv1.1"} <= set(client_ssl["tmOptions"])
+
+
+def test_management_password_is_secret_and_certificates_are_checked(f5):
+    provider_reg, provider = f5[("f5bigip", "bigip")]
+    assert provider["password"] == SECRET
+    assert provider["validateCertsDisable"] == "false"
+    vs_reg, _ = f5[("VirtualServer", "vs-app")]
+    assert vs_reg.provider.startswith(provider_reg.urn)
