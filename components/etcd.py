@@ -28,6 +28,7 @@ class EtcdCluster(pulumi.ComponentResource):
     """The external etcd cluster; `ready` is done once every member answers healthy."""
 
     ready: pulumi.Resource
+    started: dict[str, pulumi.Resource]
     ca_cert: pulumi.Output[str]
     ca_key: pulumi.Output[str]
     endpoints: list[str]
@@ -61,7 +62,7 @@ class EtcdCluster(pulumi.ComponentResource):
         self.ca_key = pulumi.Output.secret(pair[1])
 
         previous: pulumi.Resource | None = None
-        starts = []
+        self.started = {}
         for index, member in enumerate(members):
             ca_files = [ca] if member is first else self._copy_ca(member, after=installs[member.name])
             cert = self._member_cert(member, after=ca_files)
@@ -69,14 +70,14 @@ class EtcdCluster(pulumi.ComponentResource):
                 member, after=[cert, *self._configure(member, after=installs[member.name])], previous=previous
             )
             self._maintenance(member, index, after=start)
-            starts.append(start)
+            self.started[member.name] = start
             previous = start
 
         self.ready = run_script(
             f"{first.name}-etcd-health",
             self._target(first),
             "etcd-health.sh",
-            self._opts(starts),
+            self._opts(list(self.started.values())),
             env={
                 "ENDPOINTS": ",".join(self.endpoints),
                 "CA_CERT": etcd.CA_CERT,

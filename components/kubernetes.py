@@ -366,7 +366,7 @@ def build_kubernetes(cfg: StackConfig, hosts: Mapping[str, HostHandle]) -> Kuber
 
     joined = {control_plane.first.name: control_plane.init, **control_plane.joins, **worker_pool.joins}
     for name in sorted({h.name for h in etcd.members(cfg)} | set(joined)):
-        after = [etcd_cluster.ready] if name not in joined else [joined[name]]
+        after = [joined[name]] if name in joined else [etcd_cluster.started[name]]
         CertificateExpiry(f"{name}-cert-expiry", name, hosts[name], after)
 
     provider = k8s.Provider(
