@@ -22,6 +22,7 @@ from components.apivip import ApiVip
 from components.certs import CertificateExpiry
 from components.etcd import EtcdCluster
 from components.remote import Target, digest, put_file, run_script, script
+from model import ConfigError
 from model.schema import Host, StackConfig
 from render import apivip, certs, etcd, kubeadm, runtime
 
@@ -346,11 +347,14 @@ def build_kubernetes(cfg: StackConfig, hosts: Mapping[str, HostHandle]) -> Kuber
     """External etcd, API VIP, container runtimes, control plane, workers and a provider.
 
     `hosts` maps every host name of the inventory to its handle (at least every etcd
-    member and Kubernetes node). Raises ValueError naming the key when a pinned release
-    has no reviewed checksum, before anything is registered.
+    member and Kubernetes node). Raises `model.ConfigError` naming the key when a pinned
+    release has no reviewed checksum or pause image, before anything is registered.
     """
-    etcd.archive(cfg)
-    runtime.check_releases(cfg)
+    try:
+        etcd.archive(cfg)
+        runtime.check_releases(cfg)
+    except ValueError as err:
+        raise ConfigError([str(err)]) from None
     missing = sorted({h.name for h in (*etcd.members(cfg), *cfg.kubernetes_nodes)} - set(hosts))
     if missing:
         raise ValueError(f"build_kubernetes: no host handle for {', '.join(missing)}")
