@@ -6,22 +6,24 @@ from pulumi.runtime.config import get_config, is_config_secret
 from components.backup import BackupVault
 from components.edge import EdgeLoadBalancer
 from components.hosts import Host
-from model import PROJECT, ConfigError, load_config
+from components.kubernetes import build_kubernetes, check_releases
+from model import PROJECT, SECRET_KEYS, ConfigError, load_config
 
 try:
     cfg = load_config(get_config)
+    check_releases(cfg)
 except ConfigError as err:
-    # A clean stop before anything is registered: nothing half-applied.
+    # A clean stop before anything is registered: nothing half-applied, no traceback.
     raise pulumi.RunError("invalid stack config:\n  " + "\n  ".join(err.lines)) from None
 
-if not is_config_secret(f"{PROJECT}:ssh"):
-    pulumi.log.warn(
-        f"{PROJECT}:ssh.privateKey is stored in plain text; "
-        f"use: pulumi config set --secret --path '{PROJECT}:ssh.privateKey' < key"
-    )
+for path in SECRET_KEYS:
+    if not is_config_secret(f"{PROJECT}:{path.split('.')[0]}"):
+        pulumi.log.warn(f"{PROJECT}:{path} is stored in plain text; "
+                        f"use: pulumi config set --secret --path '{PROJECT}:{path}'")
 private_key = pulumi.Output.secret(cfg.ssh.private_key.get_secret_value())
 
 hosts = {spec.name: Host(cfg, spec, private_key) for spec in cfg.hosts}
+cluster = build_kubernetes(cfg, hosts)
 edge = EdgeLoadBalancer(cfg)
 backup = BackupVault(cfg)
 
@@ -29,3 +31,6 @@ pulumi.export("environment", cfg.environment)
 pulumi.export("publicEndpoint", f"https://{cfg.f5.virtual_address}:{cfg.f5.port}")
 pulumi.export("backupBucket", cfg.backup_bucket)
 pulumi.export("inventory", {spec.name: {"address": str(spec.address), "roles": list(spec.roles)} for spec in cfg.hosts})
+pulumi.export("kubeconfig", cluster.kubeconfig)
+for name, value in cluster.outputs.items():
+    pulumi.export(name, value)

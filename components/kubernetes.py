@@ -343,18 +343,26 @@ class KubernetesCluster:
     runtimes: dict[str, ContainerRuntime] = field(default_factory=dict)
 
 
-def build_kubernetes(cfg: StackConfig, hosts: Mapping[str, HostHandle]) -> KubernetesCluster:
-    """External etcd, API VIP, container runtimes, control plane, workers and a provider.
+def check_releases(cfg: StackConfig) -> None:
+    """Refuse pinned releases without a reviewed checksum or pause image (ConfigError naming the key).
 
-    `hosts` maps every host name of the inventory to its handle (at least every etcd
-    member and Kubernetes node). Raises `model.ConfigError` naming the key when a pinned
-    release has no reviewed checksum or pause image, before anything is registered.
+    Part of validating the config: call it before registering anything.
     """
     try:
         etcd.archive(cfg)
         runtime.check_releases(cfg)
     except ValueError as err:
         raise ConfigError([str(err)]) from None
+
+
+def build_kubernetes(cfg: StackConfig, hosts: Mapping[str, HostHandle]) -> KubernetesCluster:
+    """External etcd, API VIP, container runtimes, control plane, workers and a provider.
+
+    `hosts` maps every host name of the inventory to its handle (at least every etcd
+    member and Kubernetes node). Releases are checked again, in case a caller skipped
+    `check_releases`.
+    """
+    check_releases(cfg)
     missing = sorted({h.name for h in (*etcd.members(cfg), *cfg.kubernetes_nodes)} - set(hosts))
     if missing:
         raise ValueError(f"build_kubernetes: no host handle for {', '.join(missing)}")

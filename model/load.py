@@ -23,7 +23,7 @@ SECRET_PLACEHOLDER = "offline-plan-placeholder-not-a-real-secret"
 Lookup = Callable[[str], Any]
 
 # Secret key paths and what to feed `pulumi config set` for each.
-SECRETS = {"ssh.privateKey": "private-key-file", "f5.management.password": "password-file"}
+SECRET_KEYS = {"ssh.privateKey": "private-key-file", "f5.management.password": "password-file"}
 
 PATTERN_MEANING = {
     VERSION_PATTERN: "expected a full version x.y.z, e.g. 1.29.6",
@@ -83,13 +83,13 @@ def _describe(error: dict[str, Any]) -> str:
     path = key_path(error["loc"])
     if error["type"] == "missing":
         hint = ""
-        if path in SECRETS:
-            hint = f" (set it with: pulumi config set --secret --path '{PROJECT}:{path}' < {SECRETS[path]})"
+        if path in SECRET_KEYS:
+            hint = f" (set it with: pulumi config set --secret --path '{PROJECT}:{path}' < {SECRET_KEYS[path]})"
         return f"{path}: required key is missing{hint}"
     message = error["msg"].removeprefix("Value error, ")
     if error["type"] == "string_pattern_mismatch":
         message = PATTERN_MEANING.get(error["ctx"]["pattern"], message)
     value = error.get("input")
-    if isinstance(value, dict | list) or path in SECRETS:
+    if isinstance(value, dict | list) or path in SECRET_KEYS:
         return f"{path}: {message}"
     return f"{path}: {value!r}: {message}"

@@ -31,8 +31,8 @@ class PreviewMocks(mocks.Mocks):
 class RecordingMonitor(mocks.MockMonitor):
     """The SDK's mock monitor, keeping each RegisterResource request as the engine gets it."""
 
-    def __init__(self) -> None:
-        super().__init__(PreviewMocks())
+    def __init__(self, mocks: mocks.Mocks | None = None) -> None:
+        super().__init__(mocks or PreviewMocks())
         self.registrations: list[Registration] = []
 
     def RegisterResource(self, request):  # noqa: N802 - gRPC method name
@@ -50,6 +50,7 @@ class RecordingMonitor(mocks.MockMonitor):
                 dependencies=list(request.dependencies),
                 property_dependencies={k: list(v.urns) for k, v in request.propertyDependencies.items()},
                 inputs=inputs,
+                additional_secret_outputs=list(request.additionalSecretOutputs),
             )
         )
         return super().RegisterResource(request)

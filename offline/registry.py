@@ -24,3 +24,4 @@ class Registration:
     dependencies: list[str]
     property_dependencies: dict[str, list[str]]
     inputs: struct_pb2.Struct = field(repr=False)
+    additional_secret_outputs: list[str] = field(default_factory=list)

@@ -21,8 +21,16 @@ gpgcheck=1
 gpgkey=https://pkgs.k8s.io/core:/stable:/v${KUBERNETES_MINOR}/rpm/repodata/repomd.xml.key
 exclude=kubelet kubeadm kubectl cri-tools kubernetes-cni
 REPO
-  dnf -y -q install --disableexcludes=kubernetes \
-    "kubelet-${KUBERNETES_VERSION}" "kubeadm-${KUBERNETES_VERSION}" "kubectl-${KUBERNETES_VERSION}" </dev/null
+  # Install once. A later version bump must not upgrade kubelets ahead of the control
+  # plane: upgrades follow `kubeadm upgrade`, node by node (docs/kubernetes.md).
+  if installed="$(rpm -q --qf '%{VERSION}' kubeadm 2>/dev/null)"; then
+    if [[ "$installed" != "$KUBERNETES_VERSION" ]]; then
+      echo "kubeadm ${installed} is installed, ${KUBERNETES_VERSION} is configured: upgrade with kubeadm upgrade" >&2
+    fi
+  else
+    dnf -y -q install --disableexcludes=kubernetes \
+      "kubelet-${KUBERNETES_VERSION}" "kubeadm-${KUBERNETES_VERSION}" "kubectl-${KUBERNETES_VERSION}" </dev/null
+  fi
   systemctl enable kubelet
 fi
 echo "prepared: kubernetes=${KUBERNETES_VERSION:-none}"

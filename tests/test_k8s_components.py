@@ -24,8 +24,9 @@ from pulumi.runtime.sync_await import _sync_await
 from components.hosts import Host
 from components.kubernetes import KubernetesCluster, build_kubernetes
 from model import PROJECT, ConfigError, StackConfig, load_config
-from offline.engine import run_program
+from offline.engine import RecordingMonitor, run_program
 from offline.graph import longest_chain
+from offline.registry import Registration
 from offline.stackfile import read_stack_file
 from offline.wire import SECRET, plain
 from tests.tools import REPO
@@ -64,6 +65,20 @@ class Request:
             out |= set(urns)
         return out
 
+    @classmethod
+    def of(cls, reg: Registration) -> "Request":
+        return cls(
+            urn=reg.urn,
+            type=reg.type,
+            name=reg.name,
+            parent=reg.parent,
+            custom=reg.custom,
+            dependencies=reg.dependencies,
+            property_dependencies=reg.property_dependencies,
+            additional_secret_outputs=reg.additional_secret_outputs,
+            wire=json_format.MessageToDict(reg.inputs),
+        )
+
     def plain(self, key: str) -> Any:
         value = self.wire.get(key)
         if isinstance(value, dict) and value.get(rpc._special_sig_key) == rpc._special_secret_sig:
@@ -91,28 +106,6 @@ class UpMocks(mocks.Mocks):
 
     def call(self, args: mocks.MockCallArgs) -> tuple[dict, list[tuple[str, str]] | None]:
         return {}, None
-
-
-class RecordingMonitor(mocks.MockMonitor):
-    def __init__(self) -> None:
-        super().__init__(UpMocks())
-        self.requests: list[Request] = []
-
-    def RegisterResource(self, request):  # noqa: N802 - gRPC method name
-        self.requests.append(
-            Request(
-                urn=self.make_urn(request.parent, request.type, request.name),
-                type=request.type,
-                name=request.name,
-                parent=request.parent,
-                custom=request.custom,
-                dependencies=list(request.dependencies),
-                property_dependencies={k: list(v.urns) for k, v in request.propertyDependencies.items()},
-                additional_secret_outputs=list(request.additionalSecretOutputs),
-                wire=json_format.MessageToDict(request.object),
-            )
-        )
-        return super().RegisterResource(request)
 
 
 @dataclass
@@ -153,7 +146,7 @@ def load(stack: str) -> StackConfig:
 
 
 def plan(cfg: StackConfig) -> Plan:
-    monitor = RecordingMonitor()
+    monitor = RecordingMonitor(UpMocks())
     set_root_resource(None)
     mocks.set_mocks(monitor.mocks, project=PROJECT, stack="k8s-test", preview=False, monitor=monitor)
     built: list[KubernetesCluster] = []
@@ -165,7 +158,7 @@ def plan(cfg: StackConfig) -> Plan:
 
     _sync_await(run_pulumi_func(program))
     assert built, "build_kubernetes did not run"
-    return Plan(monitor.requests, built[0])
+    return Plan([Request.of(r) for r in monitor.registrations], built[0])
 
 
 def with_extra_workers(cfg: StackConfig, count: int) -> StackConfig:
@@ -390,7 +383,7 @@ def test_outputs_name_the_endpoint_and_the_expiry_metrics(prod):
 
 @pytest.mark.parametrize("stack", ["seoul-prod", "seoul-stage"])
 def test_composed_program_previews_with_secret_kubeconfig(stack):
-    regs, outputs = run_program(REPO / "tests" / "k8s_program.py", read_stack_file(REPO / f"Pulumi.{stack}.yaml"))
+    regs, outputs = run_program(REPO / "__main__.py", read_stack_file(REPO / f"Pulumi.{stack}.yaml"))
     exported = plain(outputs)
     assert exported["kubeconfig"] == SECRET
     assert exported["controlPlaneEndpoint"].endswith(":8443")
