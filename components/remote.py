@@ -114,5 +114,7 @@ def run_script(
         delete=delete,
         triggers=triggers,
         logging=remote.Logging.NONE if secret_output else None,
+        # Otherwise the last secret stdout rides along into the next run's environment.
+        add_previous_output_in_env=False if secret_output else None,
         opts=opts,
     )

@@ -3,7 +3,7 @@
 # binding the VIP before this host holds it, and SELinux letting HAProxy reach port 6443.
 set -euo pipefail
 
-dnf install -y --setopt=install_weak_deps=False haproxy keepalived curl
+dnf install -y --setopt=install_weak_deps=False haproxy keepalived curl </dev/null
 
 cat >/etc/sysctl.d/90-apivip.conf <<'SYSCTL'
 # HAProxy binds the API VIP on every control plane, also where Keepalived has not placed it.

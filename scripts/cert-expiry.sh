@@ -30,7 +30,11 @@ trap 'rm -rf "$work"' EXIT
     [[ -d "$dir" ]] || continue
     while IFS= read -r -d '' file; do
       metric "$file" "$file"
-    done < <(find "$dir" -type f \( -name '*.crt' -o -name '*.pem' \) ! -name '*key*' -print0 | sort -z)
+    # -L: the kubelet's client certificate is the symlink kubelet-client-current.pem; the
+    # dated copies it points at over time, and the self-signed kubelet.crt the kubelet
+    # remakes at start, are never renewed in place and would alert forever.
+    done < <(find -L "$dir" -type f \( -name '*.crt' -o -name '*.pem' \) ! -name '*key*' \
+      ! -name 'kubelet-client-2*.pem' ! -name 'kubelet.crt' -print0 | sort -z)
   done
   for conf in $KUBECONFIGS; do
     [[ -f "$conf" ]] || continue

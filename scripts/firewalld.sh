@@ -31,6 +31,8 @@ for source in ${TRUSTED_SOURCES:-}; do
   fw --zone=trusted --add-source="$source"
 done
 
-firewall-cmd -q --set-default-zone="$zone"
+# Load the permanent ports into the running zone first, then make it the default:
+# the SSH port is open in it before any interface lands there.
 firewall-cmd -q --reload
+firewall-cmd -q --set-default-zone="$zone"
 echo "firewalld: default zone ${zone}, tcp ${TCP_PORTS:-none}"

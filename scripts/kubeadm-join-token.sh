@@ -20,8 +20,11 @@ token=$(kubeadm token create --ttl "$TTL" --description "join $NODE_NAME (seoul-
 hash=$(openssl x509 -pubkey -noout -in "$CA_CRT" |
   openssl pkey -pubin -outform der | openssl dgst -sha256 -hex | awk '{ print $NF }')
 
-printf 'TOKEN=%s\n' "$token"
-printf 'CA_CERT_HASH=sha256:%s\n' "$hash"
+# Nothing is printed until every step has worked: the provider puts a failed step's whole
+# output into its error message, which no logging setting hides. A failure after the
+# token exists deletes it.
+trap 'kubeadm token delete "$token" >/dev/null 2>&1 || true' ERR
+output="TOKEN=${token}"$'\n'"CA_CERT_HASH=sha256:${hash}"
 if [[ "$CONTROL_PLANE" == "true" ]]; then
   key=$(kubeadm certs certificate-key)
   # Upload the shared control-plane certificates (including the external etcd CA and
@@ -37,5 +40,6 @@ if [[ "$CONTROL_PLANE" == "true" ]]; then
   done <"$CONFIG" >"$work/config.yaml"
   grep -q '^certificateKey: ' "$work/config.yaml" || { echo "no InitConfiguration in $CONFIG" >&2; exit 1; }
   kubeadm init phase upload-certs --upload-certs --config "$work/config.yaml" >/dev/null
-  printf 'CERTIFICATE_KEY=%s\n' "$key"
+  output+=$'\n'"CERTIFICATE_KEY=${key}"
 fi
+printf '%s\n' "$output"

@@ -5,7 +5,7 @@
 # Safe to run twice: dnf and the repo file converge, swapoff is a no-op when off.
 set -euo pipefail
 
-dnf -y -q install chrony firewalld audit policycoreutils-python-utils rsyslog </dev/null
+dnf -y -q install chrony firewalld audit policycoreutils-python-utils rsyslog tar openssl curl </dev/null
 
 # Kubernetes refuses to start a kubelet with swap on.
 swapoff -a

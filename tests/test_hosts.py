@@ -5,12 +5,13 @@ import shlex
 
 import pulumi
 import pytest
+from google.protobuf import json_format
 
 from components.hosts import Host
-from model import load_config
+from model import SECRET_PLACEHOLDER, load_config
 from offline.engine import PreviewMocks, run_program
 from offline.stackfile import read_stack_file
-from offline.wire import SECRET, plain
+from offline.wire import is_secret, plain
 from tests.planning import inputs_by_urn, registrations
 from tests.stacks import altered_stack, key, stack_config
 from tests.tools import REPO
@@ -133,13 +134,16 @@ def test_adding_a_worker_touches_only_that_worker(tmp_path, prod):
 
 
 def test_secrets_travel_only_inside_secret_values(prod):
+    """Command strings are plain text without the key; the key only inside the secret connection."""
     for reg in prod:
         if reg.type != "command:remote:Command":
             continue
-        inputs = plain(reg.inputs)
-        assert inputs["connection"] == SECRET
+        wire = json_format.MessageToDict(reg.inputs)
+        assert is_secret(wire["connection"]) and wire["connection"]["value"]["privateKey"] == SECRET_PLACEHOLDER
         for field in ("create", "delete", "update"):
-            assert "BEGIN" not in inputs.get(field, "") and "privateKey" not in inputs.get(field, "")
+            command = wire.get(field, "")
+            assert isinstance(command, str), f"{reg.name}.{field} is not a plain string"
+            assert SECRET_PLACEHOLDER not in command
 
 
 @pytest.fixture

@@ -218,6 +218,20 @@ def test_cert_expiry_writes_a_prometheus_textfile(ca, tmp_path):
     assert not list(out.parent.glob("*.prom.*")), "temporary files left behind"
 
 
+def test_cert_expiry_follows_the_kubelet_client_link_and_skips_what_is_never_renewed(ca, tmp_path):
+    pki = tmp_path / "kubelet" / "pki"
+    pki.mkdir(parents=True)
+    dated = pki / "kubelet-client-2026-01-01-00-00-00.pem"
+    dated.write_bytes(Path(ca["CA_CERT"]).read_bytes())
+    (pki / "kubelet-client-current.pem").symlink_to(dated.name)
+    (pki / "kubelet.crt").write_bytes(Path(ca["CA_CERT"]).read_bytes())
+    out = tmp_path / "cert_expiry.prom"
+    proc = run("cert-expiry.sh", {"OUTPUT": str(out), "CERT_DIRS": str(pki), "KUBECONFIGS": ""})
+    assert proc.returncode == 0, proc.stderr
+    paths = set(re.findall(r'path="([^"]+)"', out.read_text()))
+    assert paths == {str(pki / "kubelet-client-current.pem")}
+
+
 # -- kubeadm join --------------------------------------------------------------------
 
 TOKEN = "abcdef.0123456789abcdef"
@@ -350,7 +364,8 @@ def fake_control_plane(tmp_path) -> tuple[Path, Path]:
         'case "$1 $2" in\n'
         f'  "token create") echo {TOKEN} ;;\n'
         f'  "certs certificate-key") echo {CERT_KEY} ;;\n'
-        '  "init phase") while [[ $# -gt 0 ]]; do [[ $1 == --config ]] && cp "$2" "$FAKE_OUT/config"; shift; done ;;\n'
+        '  "init phase") [[ -n ${FAKE_FAIL_UPLOAD:-} ]] && { echo "upload failed" >&2; exit 1; }\n'
+        '    while [[ $# -gt 0 ]]; do [[ $1 == --config ]] && cp "$2" "$FAKE_OUT/config"; shift; done ;;\n'
         "esac\n"
     )
     for tool in bin_dir.iterdir():
@@ -360,7 +375,9 @@ def fake_control_plane(tmp_path) -> tuple[Path, Path]:
     return bin_dir, out
 
 
-def mint(tmp_path, fake_control_plane, control_plane: bool) -> tuple[subprocess.CompletedProcess, Path, Path]:
+def mint(
+    tmp_path, fake_control_plane, control_plane: bool, extra_env: dict[str, str] | None = None
+) -> tuple[subprocess.CompletedProcess, Path, Path]:
     openssl = require_tool("openssl")
     bin_dir, out = fake_control_plane
     ca_key, ca_crt = tmp_path / "k8s-ca.key", tmp_path / "k8s-ca.crt"
@@ -396,6 +413,7 @@ def mint(tmp_path, fake_control_plane, control_plane: bool) -> tuple[subprocess.
         "CONFIG": str(config),
         "CA_CRT": str(ca_crt),
         "RUN_DIR": str(tmp_path),
+        **(extra_env or {}),
     }
     proc = subprocess.run(["bash", str(SCRIPTS / "kubeadm-join-token.sh")], env=env, capture_output=True, text=True)
     return proc, out, ca_crt
@@ -420,6 +438,14 @@ def test_control_plane_join_material_uploads_certs_with_the_printed_key(tmp_path
     calls = (out / "calls").read_text()
     assert CERT_KEY not in calls and "--upload-certs" in calls and "--ttl 2h" in calls
     assert not list(tmp_path.glob("seoul-upload-certs.*")), "config copy with the key left behind"
+
+
+def test_a_failed_mint_prints_no_material_and_revokes_the_token(tmp_path, fake_control_plane):
+    """The provider copies a failed step's output into its error: nothing secret may be in it."""
+    proc, out, _ = mint(tmp_path, fake_control_plane, control_plane=True, extra_env={"FAKE_FAIL_UPLOAD": "1"})
+    assert proc.returncode != 0
+    assert TOKEN not in proc.stdout + proc.stderr and CERT_KEY not in proc.stdout + proc.stderr
+    assert f"token delete {TOKEN}" in (out / "calls").read_text()
 
 
 def test_worker_join_material_has_no_certificate_key(tmp_path, fake_control_plane):
