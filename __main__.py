@@ -20,6 +20,13 @@ for path in SECRET_KEYS:
     if not is_config_secret(f"{PROJECT}:{path.split('.')[0]}"):
         pulumi.log.warn(f"{PROJECT}:{path} is stored in plain text; "
                         f"use: pulumi config set --secret --path '{PROJECT}:{path}'")
+unverified = [spec.name for spec in cfg.hosts if spec.host_key is None]
+if unverified:
+    # Secrets travel over these connections: without a pinned key any machine answering
+    # at the address would receive them.
+    pulumi.log.warn(f"{len(unverified)} of {len(cfg.hosts)} hosts have no hostKey, so SSH accepts any host key "
+                    f"({', '.join(unverified[:3])}{', ...' if len(unverified) > 3 else ''}); "
+                    "add hosts[].hostKey from `ssh-keyscan -t ed25519 <address>` before `pulumi up`")
 private_key = pulumi.Output.secret(cfg.ssh.private_key.get_secret_value())
 
 hosts = {spec.name: Host(cfg, spec, private_key) for spec in cfg.hosts}

@@ -141,6 +141,7 @@ class EtcdCluster(pulumi.ComponentResource):
                 self._opts([after]),
                 mode="0644",
                 secret=True,
+                keep_on_delete=True,
             ),
             put_file(
                 f"{member.name}-etcd-ca-key",
@@ -150,6 +151,7 @@ class EtcdCluster(pulumi.ComponentResource):
                 self._opts([after]),
                 mode="0600",
                 secret=True,
+                keep_on_delete=True,
             ),
         ]
 

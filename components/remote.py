@@ -71,13 +71,18 @@ def put_file(
     opts: pulumi.ResourceOptions,
     mode: str = "0644",
     secret: bool = False,
+    keep_on_delete: bool = False,
 ) -> remote.Command:
-    """Write `content` to `path` on the host, owned by root (re-written when it changes)."""
+    """Write `content` to `path` on the host, owned by root (re-written when it changes).
+
+    Removing the resource removes the file, unless `keep_on_delete`: for files another
+    step may own by then (a copied CA whose host becomes the one that holds the original).
+    """
     return remote.Command(
         name,
         connection=to.connection,
         create=install_command(path, mode),
-        delete=f"sudo rm -f {shlex.quote(path)}",
+        delete=None if keep_on_delete else f"sudo rm -f {shlex.quote(path)}",
         stdin=pulumi.Output.secret(content) if secret else content,
         logging=remote.Logging.NONE if secret else remote.Logging.STDOUT_AND_STDERR,
         opts=opts,

@@ -17,6 +17,7 @@ def problems(cfg: StackConfig) -> list[Problem]:
         *_vips_free(cfg),
         *_role_counts(cfg),
         *_storage_disks(cfg),
+        *_bootstrap_hosts(cfg),
     ]
 
 
@@ -75,3 +76,11 @@ def _storage_disks(cfg: StackConfig) -> Iterator[Problem]:
         for dup, count in Counter(host.disks).items():
             if count > 1:
                 yield f"hosts[{i}].disks", f"{dup} is listed {count} times"
+
+
+def _bootstrap_hosts(cfg: StackConfig) -> Iterator[Problem]:
+    pinned = (("kubernetes.initNode", cfg.kubernetes.init_node, "control-plane"),
+              ("etcd.caMember", cfg.etcd.ca_member, "etcd"))
+    for path, name, role in pinned:
+        if name is not None and name not in {h.name for h in cfg.with_role(role)}:
+            yield path, f"{name} is not a host with the role {role}"

@@ -72,6 +72,10 @@ class Network(Model):
 
 class Kubernetes(Model):
     version: Version
+    # The control plane that ran `kubeadm init` and mints join tokens. Pin it: left out,
+    # the first control plane by name is used, and a new host that sorts before it
+    # would be taken for a new cluster's first node.
+    init_node: HostName | None = None
     container_runtime: Literal["containerd", "docker"] = "containerd"
     containerd_version: Version = "1.7.22"
     cri_dockerd_version: Version = "0.3.14"
@@ -85,6 +89,8 @@ class Kubernetes(Model):
 
 class Etcd(Model):
     version: Version
+    # The member that created the etcd CA (pin it, as kubernetes.initNode).
+    ca_member: HostName | None = None
 
 
 class CephPool(Model):
@@ -171,6 +177,11 @@ class StackConfig(Model):
 
     def with_role(self, role: Role) -> list[Host]:
         return [h for h in self.hosts if h.has(role)]
+
+    def bootstrap_order(self, role: Role, pinned: str | None) -> list[Host]:
+        """Hosts with `role` by name, the pinned bootstrap host (if any) first."""
+        by_name = sorted(self.with_role(role), key=lambda h: h.name)
+        return sorted(by_name, key=lambda h: h.name != pinned) if pinned else by_name
 
     @property
     def kubernetes_nodes(self) -> list[Host]:

@@ -23,8 +23,8 @@ CHECK_WEIGHT = -20
 
 
 def control_planes(cfg: StackConfig) -> list[Host]:
-    """Control-plane hosts ordered by name (the first one runs `kubeadm init`)."""
-    return sorted(cfg.with_role("control-plane"), key=lambda h: h.name)
+    """Control-plane hosts, `kubernetes.initNode` (the one that runs `kubeadm init`) first."""
+    return cfg.bootstrap_order("control-plane", cfg.kubernetes.init_node)
 
 
 def endpoint(cfg: StackConfig) -> str:

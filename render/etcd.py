@@ -75,8 +75,8 @@ def archive(cfg: StackConfig) -> Archive:
 
 
 def members(cfg: StackConfig) -> list[Host]:
-    """Etcd members, ordered by name so inventory order never changes anything."""
-    return sorted(cfg.with_role("etcd"), key=lambda h: h.name)
+    """Etcd members by name (inventory order never changes anything), `etcd.caMember` first."""
+    return cfg.bootstrap_order("etcd", cfg.etcd.ca_member)
 
 
 def peer_url(host: Host) -> str:
@@ -253,8 +253,8 @@ def env_file(values: dict[str, str]) -> str:
 
 
 def weekly_slot(index: int) -> str:
-    """Monthly calendar slot: member i on day 4+7i at 03:30, so no two renew the same day."""
-    day = 4 + (7 * index) % 28
+    """Monthly calendar slot at 03:30, four days apart: distinct for up to 7 members."""
+    day = 1 + (3 + 4 * index) % 28
     return f"*-*-{day:02d} 03:30:00"
 
 

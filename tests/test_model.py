@@ -74,6 +74,10 @@ INVALID: dict[str, tuple[Callable[[Config], None], str]] = {
     "unknown key (a typo)": (lambda c: network(c).update(apiVIP="10.0.1.10"), "network.apiVIP"),
     "port out of range": (lambda c: c[key("f5")].update(port=70000), "f5.port: 70000"),
     "host key not in known_hosts form": (lambda c: hosts(c)[0].update(hostKey="AAAAC3Nza"), "hosts[0].hostKey"),
+    "init node that is no control plane": (lambda c: c[key("kubernetes")].update(initNode="worker-1"),
+                                           "kubernetes.initNode: worker-1 is not a host with the role control-plane"),
+    "CA member that is not an etcd host": (lambda c: c[key("etcd")].update(caMember="etcd-9"),
+                                           "etcd.caMember: etcd-9 is not a host with the role etcd"),
     "BGP AS zero": (lambda c: network(c)["torPeers"][0].update(asNumber=0), "network.torPeers[0].asNumber: 0"),
 }
 

@@ -114,3 +114,15 @@ def test_behaviour_follows_environment_not_stack_name(tmp_path):
 
     assert shape(renamed) == shape(original)
     assert renamed.json("policy.json") == original.json("policy.json")
+
+
+def test_hosts_without_a_pinned_host_key_are_warned_about(tmp_path):
+    key_text = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl"
+
+    def pin_all_but_one(c):
+        for host in c[key("hosts")][1:]:
+            host["hostKey"] = key_text
+
+    run = run_plan(altered_stack(tmp_path, "seoul-stage", pin_all_but_one), tmp_path / "out")
+    assert run.returncode == 0, run.stderr
+    assert "1 of 14 hosts have no hostKey" in run.stderr and "(cp-1)" in run.stderr

@@ -543,3 +543,9 @@ def test_a_kubernetes_minor_without_a_known_pause_image_is_refused():
     cfg = altered(load("seoul-prod"), lambda d: d["kubernetes"].update(version="1.30.2"))
     with pytest.raises(ValueError, match=r"PAUSE_BY_MINOR"):
         runtime.check_releases(cfg)
+
+
+def test_etcd_members_renew_on_distinct_days_up_to_seven():
+    days = [etcd.weekly_slot(i) for i in range(7)]
+    assert len(set(days)) == 7
+    assert all(1 <= int(d.split("-")[2].split()[0]) <= 28 for d in days)  # a day every month has
