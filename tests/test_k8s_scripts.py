@@ -21,7 +21,7 @@ import yaml
 from model import load_config
 from offline.stackfile import read_stack_file
 from render import apivip, kubeadm
-from tests.tools import REPO, require_tool
+from tests.tools import REPO, require_loopback_ports, require_tool
 
 K8S_SCRIPTS = [
     "admin-kubeconfig.sh",
@@ -612,30 +612,13 @@ class EtcdHosts:
                 time.sleep(0.1)
 
 
-def _loopback_ports_free() -> bool:
-    import socket
-
-    for i in range(1, 6):
-        for port in (2379, 2380, 2381):
-            with socket.socket() as s:
-                s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-                try:
-                    s.bind((f"127.0.0.{i}", port))
-                except OSError:
-                    return False
-    return True
-
-
 def test_etcd_members_bootstrap_grow_restart_and_shrink_safely(tmp_path):
     """The start/health/remove scripts against real etcd members on loopback (systemctl faked):
     3 members bootstrap; 2 more join one at a time through `member add`; a settings change
     restarts one member; one member leaves through `member remove`; quorum holds throughout."""
     require_tool("openssl")
     require_tool("etcdctl")
-    if not _loopback_ports_free():
-        from tests.tools import unavailable
-
-        unavailable("etcd ports 2379-2381 on 127.0.0.1-5 are in use")
+    require_loopback_ports(5, (2379, 2380, 2381))
     hosts = EtcdHosts(tmp_path)
     try:
         three = hosts.cfg(3)

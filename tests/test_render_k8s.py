@@ -19,7 +19,7 @@ import yaml
 from model import StackConfig, load_config
 from offline.stackfile import read_stack_file
 from render import apivip, etcd, kubeadm, runtime
-from tests.tools import REPO, require_tool, unavailable
+from tests.tools import REPO, require_loopback_ports, require_tool, unavailable
 
 STACKS = ["seoul-prod", "seoul-stage"]
 
@@ -202,20 +202,6 @@ def _loopback_cluster(cfg: StackConfig) -> StackConfig:
     return altered(cfg, to_loopback)
 
 
-def _ports_free() -> bool:
-    import socket
-
-    for i in (1, 2, 3):
-        for port in (2379, 2380, 2381):
-            with socket.socket() as s:
-                s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as etcd (Go) binds
-                try:
-                    s.bind((f"127.0.0.{i}", port))
-                except OSError:
-                    return False
-    return True
-
-
 def test_three_etcd_members_form_a_tls_cluster_from_the_rendered_configs(tmp_path):
     """Start the rendered member configs (paths pointed into a temp dir) with certificates
     from scripts/etcd-ca.sh and scripts/etcd-certs.sh; the cluster must become healthy and
@@ -223,8 +209,7 @@ def test_three_etcd_members_form_a_tls_cluster_from_the_rendered_configs(tmp_pat
     binary = require_tool("etcd")
     require_tool("openssl")
     curl = require_tool("curl")
-    if not _ports_free():
-        unavailable("etcd ports 2379-2381 on 127.0.0.1-3 are in use")
+    require_loopback_ports(3, (2379, 2380, 2381))
     cfg = _loopback_cluster(load("seoul-prod"))
     env = {**os.environ, "CA_CERT": str(tmp_path / "ca.crt"), "CA_KEY": str(tmp_path / "ca.key")}
     subprocess.run(

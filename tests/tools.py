@@ -2,6 +2,7 @@
 
 import os
 import shutil
+import socket
 from pathlib import Path
 
 import pytest
@@ -35,3 +36,15 @@ def require_shared(relative: str) -> Path:
     if not path.exists():
         unavailable(f"{path} is absent (../shared sits beside the repository, not in a clone)")
     return path
+
+
+def require_loopback_ports(hosts: int, ports: tuple[int, ...]) -> None:
+    """127.0.0.1..<hosts> must be free on `ports` (bound as etcd binds, with SO_REUSEADDR)."""
+    for i in range(1, hosts + 1):
+        for port in ports:
+            with socket.socket() as s:
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                try:
+                    s.bind((f"127.0.0.{i}", port))
+                except OSError:
+                    unavailable(f"port {port} on 127.0.0.{i} is in use")
