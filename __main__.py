@@ -6,12 +6,11 @@ from pulumi.runtime.config import get_config, is_config_secret
 from components.backup import BackupVault
 from components.edge import EdgeLoadBalancer
 from components.hosts import Host
-from components.kubernetes import build_kubernetes, check_releases
+from components.kubernetes import build_kubernetes
 from model import PROJECT, SECRET_KEYS, ConfigError, load_config
 
 try:
     cfg = load_config(get_config)
-    check_releases(cfg)
 except ConfigError as err:
     # A clean stop before anything is registered: nothing half-applied, no traceback.
     raise pulumi.RunError("invalid stack config:\n  " + "\n  ".join(err.lines)) from None

@@ -1,5 +1,8 @@
 """The two shapes every host step takes: put a file, or run a script from scripts/.
 
+What to put and run comes from render (`render.files`: HostFile, ScriptRun, FileSet);
+`put`, `run` and `apply_file_set` turn it into `remote.Command`s named `<host>-<step>`.
+
 Both keep the command string short, fixed and free of secrets:
 - a file travels on stdin into `sudo install ... /dev/stdin <path>`;
 - a script travels on stdin into `sudo env K=V ... bash -s`.
@@ -8,29 +11,42 @@ input, because sshd only accepts variables named in `AcceptEnv`.
 Secrets only ever travel on stdin, and steps that carry them log nothing.
 """
 
-import hashlib
 import shlex
+from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import cache
-from pathlib import Path
+from typing import Protocol
 
 import pulumi
 from pulumi_command import remote
 
-from model.schema import Host, Ssh
-
-SCRIPTS = Path(__file__).resolve().parent.parent / "scripts"
+from model.schema import HostSpec, Ssh
+from render.files import FileSet, HostFile, ScriptRun, script
 
 
 @dataclass(frozen=True)
 class Target:
     """A host and how to reach it over SSH."""
 
-    host: Host
+    host: HostSpec
     connection: remote.ConnectionArgs
 
 
-def target(host: Host, ssh: Ssh, private_key: pulumi.Input[str]) -> Target:
+class HostHandle(Protocol):
+    """What a component needs of a host: how to reach it, and when it is prepared."""
+
+    @property
+    def target(self) -> Target: ...
+
+    @property
+    def ready(self) -> pulumi.Resource: ...
+
+
+def child_opts(parent: pulumi.Resource, after: Sequence[pulumi.Resource]) -> pulumi.ResourceOptions:
+    """A child of `parent` that waits for `after`."""
+    return pulumi.ResourceOptions(parent=parent, depends_on=list(after))
+
+
+def target(host: HostSpec, ssh: Ssh, private_key: pulumi.Input[str]) -> Target:
     return Target(
         host=host,
         connection=remote.ConnectionArgs(
@@ -43,15 +59,6 @@ def target(host: Host, ssh: Ssh, private_key: pulumi.Input[str]) -> Target:
             per_dial_timeout=30,
         ),
     )
-
-
-@cache
-def script(name: str) -> str:
-    return (SCRIPTS / name).read_text()
-
-
-def digest(text: str) -> str:
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def install_command(path: str, mode: str) -> str:
@@ -123,3 +130,48 @@ def run_script(
         add_previous_output_in_env=False if secret_output else None,
         opts=opts,
     )
+
+
+def put(to: Target, file: HostFile, opts: pulumi.ResourceOptions) -> remote.Command:
+    """`file` on the host, as the resource `<host>-<file.step>`."""
+    return put_file(f"{to.host.name}-{file.step}", to, file.path, file.content, opts, mode=file.mode)
+
+
+def run(
+    to: Target,
+    step: ScriptRun,
+    opts: pulumi.ResourceOptions,
+    secret_output: bool = False,
+    on_behalf_of: str | None = None,
+) -> remote.Command:
+    """`step` on the host, as the resource `<host>-<step.step>`.
+
+    `on_behalf_of`: the host the step is for when it runs elsewhere (a node's join token is
+    minted on the init node); the resource is then named after that host.
+    """
+    return run_script(
+        f"{on_behalf_of or to.host.name}-{step.step}",
+        to,
+        step.script,
+        opts,
+        env=dict(step.env),
+        triggers=list(step.triggers) or None,
+        delete_script=step.delete_script,
+        secret_output=secret_output,
+    )
+
+
+def apply_file_set(
+    parent: pulumi.Resource,
+    to: Target,
+    file_set: FileSet,
+    after: Sequence[pulumi.Resource],
+    apply_after: Sequence[pulumi.Resource] = (),
+) -> remote.Command:
+    """Put every file of `file_set` (each after `after`), then run its apply step.
+
+    The apply step waits for every file and for `apply_after`; its digest of the files
+    (rendered into its env or triggers) makes it run again when any of them changes.
+    """
+    files = [put(to, f, child_opts(parent, after)) for f in file_set.files]
+    return run(to, file_set.apply, child_opts(parent, [*files, *apply_after]))

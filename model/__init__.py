@@ -5,7 +5,7 @@ Structure and ranges are declared on the fields; facts that span several keys
 """
 
 from model.load import PROJECT, SECRET_KEYS, SECRET_PLACEHOLDER, ConfigError, load_config
-from model.schema import CephPool, Host, Role, StackConfig
+from model.schema import CephPool, HostSpec, Role, StackConfig
 
 __all__ = [
     "PROJECT",
@@ -13,7 +13,7 @@ __all__ = [
     "SECRET_PLACEHOLDER",
     "CephPool",
     "ConfigError",
-    "Host",
+    "HostSpec",
     "Role",
     "StackConfig",
     "load_config",

@@ -6,6 +6,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from model import releases
 from model.invariants import problems
 from model.schema import (
     DEVICE_PATTERN,
@@ -52,14 +53,17 @@ def config_keys() -> dict[str, str]:
 
 
 def load_config(lookup: Lookup) -> StackConfig:
-    """Validate the whole config; `lookup(key)` returns the CLI's raw value or None."""
+    """Validate the whole config, pinned releases included; `lookup(key)` returns the CLI's raw value or None.
+
+    Raises ConfigError naming every bad key path at once.
+    """
     raw = {alias: _decode(lookup(key)) for alias, key in config_keys().items()}
     raw = {alias: value for alias, value in raw.items() if value is not None}
     try:
         cfg = StackConfig.model_validate(raw)
     except ValidationError as err:
         raise ConfigError([_describe(e) for e in err.errors()]) from None
-    found = problems(cfg)
+    found = [*problems(cfg), *releases.problems(cfg)]
     if found:
         raise ConfigError([f"{path}: {message}" for path, message in found])
     return cfg

@@ -1,13 +1,16 @@
-"""Field-level shape of the stack config: names, types, ranges, defaults.
+"""Field-level shape of the stack config: names, types, ranges, defaults; inventory queries.
 
-Every default and pinned version lives here, once.
+Defaults live here; pinned release versions, checksums and images in `model.releases`.
 """
 
+from functools import cached_property
 from ipaddress import IPv4Address, IPv4Network
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, StringConstraints, model_validator
 from pydantic.alias_generators import to_camel
+
+from model import releases
 
 Role = Literal["control-plane", "etcd", "worker", "ingress", "storage"]
 Environment = Literal["prod", "stage"]
@@ -38,7 +41,13 @@ class Ssh(Model):
     port: Port = 22
 
 
-class Host(Model):
+# Roles whose hosts run a kubelet.
+KUBERNETES_NODE_ROLES = frozenset({"control-plane", "worker", "ingress"})
+
+
+class HostSpec(Model):
+    """One entry of `hosts:` in the stack file: a bare-metal server and its roles."""
+
     name: HostName
     address: IPv4Address
     roles: Annotated[list[Role], Field(min_length=1)]
@@ -49,6 +58,11 @@ class Host(Model):
 
     def has(self, role: Role) -> bool:
         return role in self.roles
+
+    @property
+    def is_kubernetes_node(self) -> bool:
+        """Runs a kubelet: a control plane or any kind of worker."""
+        return bool(KUBERNETES_NODE_ROLES & set(self.roles))
 
 
 class TorPeer(Model):
@@ -77,14 +91,14 @@ class Kubernetes(Model):
     # would be taken for a new cluster's first node.
     init_node: HostName | None = None
     container_runtime: Literal["containerd", "docker"] = "containerd"
-    containerd_version: Version = "1.7.22"
-    cri_dockerd_version: Version = "0.3.14"
-    docker_version: Version = "25.0.5"
+    containerd_version: Version = releases.CONTAINERD_VERSION
+    cri_dockerd_version: Version = releases.CRI_DOCKERD_VERSION
+    docker_version: Version = releases.DOCKER_VERSION
 
     @property
     def minor(self) -> str:
         """`1.29` for 1.29.6: the pkgs.k8s.io repository is per minor release."""
-        return ".".join(self.version.split(".")[:2])
+        return releases.minor(self.version)
 
 
 class Etcd(Model):
@@ -161,7 +175,7 @@ class StackConfig(Model):
     aws_region: str = Field(alias="aws:region")
     environment: Environment
     ssh: Ssh
-    hosts: Annotated[list[Host], Field(min_length=1)]
+    hosts: Annotated[list[HostSpec], Field(min_length=1)]
     network: Network
     kubernetes: Kubernetes
     etcd: Etcd
@@ -175,15 +189,36 @@ class StackConfig(Model):
     def backup_bucket(self) -> str:
         return self.backup.bucket or f"seoul-cluster-{self.environment}-backups"
 
-    def with_role(self, role: Role) -> list[Host]:
+    def with_role(self, role: Role) -> list[HostSpec]:
+        """Hosts with `role`, in inventory order."""
         return [h for h in self.hosts if h.has(role)]
 
-    def bootstrap_order(self, role: Role, pinned: str | None) -> list[Host]:
+    def bootstrap_order(self, role: Role, pinned: str | None) -> list[HostSpec]:
         """Hosts with `role` by name, the pinned bootstrap host (if any) first."""
         by_name = sorted(self.with_role(role), key=lambda h: h.name)
         return sorted(by_name, key=lambda h: h.name != pinned) if pinned else by_name
 
+    @cached_property
+    def kubernetes_nodes(self) -> list[HostSpec]:
+        """Hosts that run a kubelet (control planes and every kind of worker), in inventory order."""
+        return [h for h in self.hosts if h.is_kubernetes_node]
+
+    @cached_property
+    def control_planes(self) -> list[HostSpec]:
+        """Control-plane hosts by name, `kubernetes.initNode` (the one that ran `kubeadm init`) first."""
+        return self.bootstrap_order("control-plane", self.kubernetes.init_node)
+
     @property
-    def kubernetes_nodes(self) -> list[Host]:
-        """Hosts that run a kubelet: control planes and every kind of worker."""
-        return [h for h in self.hosts if {"control-plane", "worker", "ingress"} & set(h.roles)]
+    def init_node(self) -> HostSpec:
+        """The control plane that runs `kubeadm init` and mints join tokens."""
+        return self.control_planes[0]
+
+    @cached_property
+    def workers(self) -> list[HostSpec]:
+        """Kubernetes nodes that are not control planes, by name."""
+        return sorted((h for h in self.kubernetes_nodes if not h.has("control-plane")), key=lambda h: h.name)
+
+    @cached_property
+    def etcd_members(self) -> list[HostSpec]:
+        """etcd members by name (inventory order never changes anything), `etcd.caMember` first."""
+        return self.bootstrap_order("etcd", self.etcd.ca_member)

@@ -15,7 +15,6 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from components.kubernetes import check_releases
 from model import PROJECT, ConfigError, StackConfig, load_config
 from offline import artifacts
 from offline.engine import run_program
@@ -35,7 +34,6 @@ def main(argv: list[str] | None = None) -> int:
     try:
         stack = read_stack_file(path)
         cfg = load_config(stack.lookup)
-        check_releases(cfg)
     except (StackFileError, ConfigError) as err:
         lines = err.lines if isinstance(err, ConfigError) else [str(err)]
         print(f"error: invalid stack config in {path.name}:", file=sys.stderr)

@@ -6,7 +6,8 @@ with VRRP over unicast (no multicast dependency on the ToR switches) and a check
 that lowers a host's priority when its HAProxy or its local API server is unhealthy.
 """
 
-from model.schema import Host, StackConfig
+from model.schema import HostSpec, StackConfig
+from render.files import FileSet, HostFile, ScriptRun, fingerprint, script
 
 APISERVER_PORT = 6443
 HAPROXY_CFG = "/etc/haproxy/haproxy.cfg"
@@ -22,11 +23,6 @@ BASE_PRIORITY = 150
 CHECK_WEIGHT = -20
 
 
-def control_planes(cfg: StackConfig) -> list[Host]:
-    """Control-plane hosts, `kubernetes.initNode` (the one that runs `kubeadm init`) first."""
-    return cfg.bootstrap_order("control-plane", cfg.kubernetes.init_node)
-
-
 def endpoint(cfg: StackConfig) -> str:
     return f"{cfg.network.api_vip}:{cfg.network.api_vip_port}"
 
@@ -36,15 +32,15 @@ def virtual_router_id(cfg: StackConfig) -> int:
     return int(cfg.network.api_vip) % 255 + 1
 
 
-def priority(cfg: StackConfig, host: Host) -> int:
-    names = [h.name for h in control_planes(cfg)]
+def priority(cfg: StackConfig, host: HostSpec) -> int:
+    names = [h.name for h in cfg.control_planes]
     return BASE_PRIORITY - names.index(host.name)
 
 
 def haproxy_cfg(cfg: StackConfig) -> str:
     servers = "\n".join(
         f"    server {h.name} {h.address}:{APISERVER_PORT} check check-ssl verify none inter 3s fall 3 rise 2"
-        for h in control_planes(cfg)
+        for h in cfg.control_planes
     )
     return f"""\
 # Kubernetes API VIP frontend: rendered by seoul-cluster (render/apivip.py). Do not edit.
@@ -89,8 +85,8 @@ backend apiserver
 """
 
 
-def keepalived_conf(cfg: StackConfig, host: Host) -> str:
-    peers = "\n".join(f"        {h.address}" for h in control_planes(cfg) if h.name != host.name)
+def keepalived_conf(cfg: StackConfig, host: HostSpec) -> str:
+    peers = "\n".join(f"        {h.address}" for h in cfg.control_planes if h.name != host.name)
     unicast_peer = f"    unicast_peer {{\n{peers}\n    }}\n" if peers else ""
     return f"""\
 # Kubernetes API VIP on {host.name}: rendered by seoul-cluster (render/apivip.py). Do not edit.
@@ -127,3 +123,26 @@ vrrp_instance kube_apiserver {{
     }}
 }}
 """
+
+
+def install() -> ScriptRun:
+    """Install HAProxy and Keepalived on a control plane."""
+    return ScriptRun("apivip-install", "apivip-install.sh")
+
+
+def frontend(cfg: StackConfig, host: HostSpec) -> FileSet:
+    """HAProxy and Keepalived configs for `host`, then start both (stop Keepalived first on removal)."""
+    files = (
+        HostFile("haproxy-cfg", HAPROXY_CFG, haproxy_cfg(cfg)),
+        HostFile("keepalived-conf", KEEPALIVED_CONF, keepalived_conf(cfg, host)),
+        HostFile("keepalived-check", CHECK_SCRIPT, script("check_apiserver.sh"), "0755"),
+    )
+    env = {
+        "ADDRESS": str(host.address),
+        "IFACE_CONF": KEEPALIVED_IFACE_CONF,
+        "HAPROXY_CFG": HAPROXY_CFG,
+        "KEEPALIVED_CONF": KEEPALIVED_CONF,
+        "CHECK_SCRIPT": CHECK_SCRIPT,
+        "FINGERPRINT": fingerprint(files),
+    }
+    return FileSet(files, ScriptRun("apivip-start", "apivip-start.sh", env, delete_script="apivip-stop.sh"))

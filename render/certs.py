@@ -1,5 +1,7 @@
 """Certificate expiry export: systemd units for scripts/cert-expiry.sh on every host with certificates."""
 
+from render.files import FileSet, HostFile, script, timers, unit_path
+
 TEXTFILE_DIR = "/var/lib/node_exporter/textfile"
 EXPIRY_METRICS = f"{TEXTFILE_DIR}/cert_expiry.prom"
 EXPIRY_SCRIPT = "/usr/local/sbin/seoul-cert-expiry"
@@ -31,3 +33,13 @@ Persistent=true
 [Install]
 WantedBy=timers.target
 """
+
+
+def expiry_export() -> FileSet:
+    """The script, its hourly timer, and the step that enables the timer and runs it once."""
+    files = (
+        HostFile("cert-expiry-script", EXPIRY_SCRIPT, script("cert-expiry.sh"), "0755"),
+        HostFile("cert-expiry-service", unit_path("cert-expiry.service"), expiry_service()),
+        HostFile("cert-expiry-timer", unit_path("cert-expiry.timer"), expiry_timer()),
+    )
+    return timers("cert-expiry-timer-enable", files, ["cert-expiry.timer"], run_now="cert-expiry.service")

@@ -5,11 +5,12 @@ components pass them to scripts as `K=V` parameters.
 """
 
 import re
-from dataclasses import dataclass
 
 import yaml
 
-from model.schema import Host, StackConfig
+from model import releases
+from model.schema import HostSpec, StackConfig
+from render.files import FileSet, HostFile, ScriptRun, digest, script, timers, unit_path
 
 CLIENT_PORT = 2379
 PEER_PORT = 2380
@@ -27,18 +28,16 @@ DATA_DIR = "/var/lib/etcd"  # the NVMe RAID mount on etcd hosts
 SNAPSHOT_DIR = "/var/lib/etcd-snapshots"
 SNAPSHOT_KEEP = 48  # hourly snapshots kept locally: two days
 BIN_DIR = "/usr/local/bin"
-UNIT_PATH = "/etc/systemd/system/etcd.service"
+UNIT_PATH = unit_path("etcd.service")
+SNAPSHOT_SCRIPT = "/usr/local/sbin/seoul-etcd-snapshot"
+CERTS_SCRIPT = "/usr/local/sbin/seoul-etcd-certs"
+CERT_ENV_PATH = "/etc/etcd/certs.env"
+# How long the health step waits for every member to answer healthy.
+HEALTH_TIMEOUT_SECONDS = 600
 
 CERT_DAYS = 365
 CERT_RENEW_DAYS = 90  # the monthly timer re-issues a certificate with less left than this
 CA_DAYS = 3650
-
-# sha256 of etcd-v<version>-linux-amd64.tar.gz from github.com/etcd-io/etcd/releases
-# (cross-checked against kubespray's checksums.yml). A version bump in the stack
-# config without a reviewed checksum here stops the run before anything is touched.
-ARCHIVE_SHA256 = {
-    "3.5.12": "f2ff0cb43ce119f55a85012255609b61c64263baea83aa7c8e6846c0938adca5",
-}
 
 # TLS 1.2 suites with forward secrecy and AEAD; TLS 1.3 suites are not configurable.
 CIPHER_SUITES = [
@@ -51,48 +50,20 @@ CIPHER_SUITES = [
 ]
 
 
-class UnknownEtcdReleaseError(ValueError):
-    pass
-
-
-@dataclass(frozen=True)
-class Archive:
-    url: str
-    sha256: str
-
-
-def archive(cfg: StackConfig) -> Archive:
-    version = cfg.etcd.version
-    if version not in ARCHIVE_SHA256:
-        raise UnknownEtcdReleaseError(
-            f"etcd.version: {version!r}: no reviewed sha256 for this release in render/etcd.py "
-            "ARCHIVE_SHA256; add it from the release's SHA256SUMS before deploying"
-        )
-    return Archive(
-        url=f"https://github.com/etcd-io/etcd/releases/download/v{version}/etcd-v{version}-linux-amd64.tar.gz",
-        sha256=ARCHIVE_SHA256[version],
-    )
-
-
-def members(cfg: StackConfig) -> list[Host]:
-    """Etcd members by name (inventory order never changes anything), `etcd.caMember` first."""
-    return cfg.bootstrap_order("etcd", cfg.etcd.ca_member)
-
-
-def peer_url(host: Host) -> str:
+def peer_url(host: HostSpec) -> str:
     return f"https://{host.address}:{PEER_PORT}"
 
 
-def client_url(host: Host) -> str:
+def client_url(host: HostSpec) -> str:
     return f"https://{host.address}:{CLIENT_PORT}"
 
 
 def client_endpoints(cfg: StackConfig) -> list[str]:
-    return [client_url(h) for h in members(cfg)]
+    return [client_url(h) for h in cfg.etcd_members]
 
 
 def initial_cluster(cfg: StackConfig) -> str:
-    return ",".join(f"{h.name}={peer_url(h)}" for h in members(cfg))
+    return ",".join(f"{h.name}={peer_url(h)}" for h in cfg.etcd_members)
 
 
 def cluster_token(cfg: StackConfig) -> str:
@@ -104,7 +75,7 @@ def cluster_token(cfg: StackConfig) -> str:
 BOOTSTRAP_ONLY_KEYS = ("initial-cluster", "initial-cluster-state", "initial-cluster-token")
 
 
-def config(cfg: StackConfig, host: Host) -> dict:
+def config(cfg: StackConfig, host: HostSpec) -> dict:
     """The member's config-file settings (etcd's YAML keys, as `etcd --config-file` reads them)."""
     tls = {
         "cert-file": MEMBER_CERT,
@@ -144,7 +115,7 @@ def config(cfg: StackConfig, host: Host) -> dict:
     }
 
 
-def config_yaml(cfg: StackConfig, host: Host) -> str:
+def config_yaml(cfg: StackConfig, host: HostSpec) -> str:
     header = (
         f"# etcd member {host.name}: rendered by seoul-cluster (render/etcd.py). Do not edit.\n"
         "# initial-cluster* keys are read only on the first start of an empty data dir.\n"
@@ -156,7 +127,7 @@ def config_yaml(cfg: StackConfig, host: Host) -> str:
     return header + body.replace(members_line, f'initial-cluster: "{initial_cluster(cfg)}"\n')
 
 
-def restart_fingerprint(cfg: StackConfig, host: Host) -> str:
+def restart_fingerprint(cfg: StackConfig, host: HostSpec) -> str:
     """What, when changed, needs the member restarted: the config minus bootstrap-only keys."""
     settings = {k: v for k, v in config(cfg, host).items() if k not in BOOTSTRAP_ONLY_KEYS}
     return yaml.safe_dump(settings, sort_keys=True) + unit(cfg)
@@ -207,7 +178,7 @@ Requisite=etcd.service
 Type=oneshot
 Environment=SNAPSHOT_DIR={SNAPSHOT_DIR} SNAPSHOT_KEEP={SNAPSHOT_KEEP} BIN_DIR={BIN_DIR}
 Environment=CA_CERT={CA_CERT} CERT={MEMBER_CERT} KEY={MEMBER_KEY} ENDPOINT=https://127.0.0.1:{CLIENT_PORT}
-ExecStart=/usr/local/sbin/seoul-etcd-snapshot
+ExecStart={SNAPSHOT_SCRIPT}
 Nice=10
 IOSchedulingClass=idle
 """
@@ -228,7 +199,7 @@ WantedBy=timers.target
 """
 
 
-def cert_env(host: Host) -> dict[str, str]:
+def cert_env(host: HostSpec) -> dict[str, str]:
     """Parameters of scripts/etcd-certs.sh for a member's server+peer certificate."""
     return {
         "MODE": "member",
@@ -258,15 +229,15 @@ def weekly_slot(index: int) -> str:
     return f"*-*-{day:02d} 03:30:00"
 
 
-def cert_renew_service(env_path: str) -> str:
+def cert_renew_service() -> str:
     return f"""\
 [Unit]
 Description=Re-issue this etcd member's certificate when it nears expiry
 
 [Service]
 Type=oneshot
-EnvironmentFile={env_path}
-ExecStart=/usr/local/sbin/seoul-etcd-certs
+EnvironmentFile={CERT_ENV_PATH}
+ExecStart={CERTS_SCRIPT}
 """
 
 
@@ -294,3 +265,91 @@ def split_ca_bundle(bundle: str) -> tuple[str, str]:
     first, second = bundle[starts[0] : starts[1]], bundle[starts[1] :]
     cert, key = (first, second) if "CERTIFICATE" in blocks[0] else (second, first)
     return cert.strip() + "\n", key.strip() + "\n"
+
+
+# -- the steps components/etcd.py runs, in order -----------------------------------------
+
+
+def install(cfg: StackConfig) -> ScriptRun:
+    """Download the pinned release (checksum verified), create the etcd user and directories."""
+    archive = releases.etcd_archive(cfg.etcd.version)
+    return ScriptRun("etcd-install", "etcd-install.sh", {
+        "ETCD_VERSION": cfg.etcd.version,
+        "ETCD_URL": archive.url,
+        "ETCD_SHA256": archive.sha256,
+        "BIN_DIR": BIN_DIR,
+        "DATA_DIR": DATA_DIR,
+        "SNAPSHOT_DIR": SNAPSHOT_DIR,
+        "PKI_DIR": PKI_DIR,
+    })
+
+
+def create_ca(cfg: StackConfig) -> ScriptRun:
+    """Make the etcd CA on `etcd.caMember` (once: the script keeps an existing CA)."""
+    return ScriptRun("etcd-ca", "etcd-ca.sh", {
+        "CA_CERT": CA_CERT,
+        "CA_KEY": CA_KEY,
+        "CA_DAYS": str(CA_DAYS),
+        "CA_CN": f"seoul-{cfg.environment}-etcd-ca",
+    })
+
+
+def export_ca() -> ScriptRun:
+    """Print the CA certificate and key (a secret output) so the other members get copies."""
+    return ScriptRun("etcd-ca-export", "etcd-ca-export.sh", {"CA_CERT": CA_CERT, "CA_KEY": CA_KEY})
+
+
+def member_cert(host: HostSpec) -> ScriptRun:
+    """Issue (or renew when near expiry) the member's server+peer certificate."""
+    return ScriptRun("etcd-certs", "etcd-certs.sh", cert_env(host))
+
+
+def member(cfg: StackConfig, host: HostSpec) -> FileSet:
+    """Config and unit, then start (or restart) the member; removal takes it out of the cluster."""
+    files = (
+        HostFile("etcd-config", CONF_PATH, config_yaml(cfg, host)),
+        HostFile("etcd-unit", UNIT_PATH, unit(cfg)),
+    )
+    others = [client_url(m) for m in cfg.etcd_members if m.name != host.name]
+    env = {
+        "NAME": host.name,
+        "PEER_URL": peer_url(host),
+        "CONF": CONF_PATH,
+        "DATA_DIR": DATA_DIR,
+        "CA_CERT": CA_CERT,
+        "CERT": MEMBER_CERT,
+        "KEY": MEMBER_KEY,
+        "BIN_DIR": BIN_DIR,
+        "OTHER_ENDPOINTS": ",".join(others),
+        # Only what needs a restart: bootstrap-only keys change without restarting members.
+        "FINGERPRINT": digest(restart_fingerprint(cfg, host)),
+    }
+    return FileSet(files, ScriptRun("etcd-start", "etcd-start.sh", env, delete_script="etcd-remove.sh"))
+
+
+def maintenance(cfg: StackConfig, host: HostSpec) -> FileSet:
+    """Hourly snapshots kept locally and the monthly certificate renewal, as timers."""
+    index = [m.name for m in cfg.etcd_members].index(host.name)
+    files = (
+        HostFile("etcd-snapshot-script", SNAPSHOT_SCRIPT, script("etcd-snapshot.sh"), "0755"),
+        HostFile("etcd-snapshot-service", unit_path("etcd-snapshot.service"), snapshot_service()),
+        HostFile("etcd-snapshot-timer", unit_path("etcd-snapshot.timer"), snapshot_timer()),
+        HostFile("etcd-certs-script", CERTS_SCRIPT, script("etcd-certs.sh"), "0755"),
+        HostFile("etcd-certs-env", CERT_ENV_PATH, env_file(cert_env(host))),
+        HostFile("etcd-certs-service", unit_path("etcd-certs-renew.service"), cert_renew_service()),
+        HostFile("etcd-certs-timer", unit_path("etcd-certs-renew.timer"), cert_renew_timer(index)),
+    )
+    return timers("etcd-timers", files, ["etcd-snapshot.timer", "etcd-certs-renew.timer"])
+
+
+def health(cfg: StackConfig) -> ScriptRun:
+    """Wait until every member answers healthy; re-run when the member list changes."""
+    endpoints = ",".join(client_endpoints(cfg))
+    return ScriptRun("etcd-health", "etcd-health.sh", {
+        "ENDPOINTS": endpoints,
+        "CA_CERT": CA_CERT,
+        "CERT": MEMBER_CERT,
+        "KEY": MEMBER_KEY,
+        "BIN_DIR": BIN_DIR,
+        "TIMEOUT_SECONDS": str(HEALTH_TIMEOUT_SECONDS),
+    }, triggers=(endpoints,))

@@ -1,17 +1,22 @@
-"""Files that OS preparation and hardening put on every host: model in, text out."""
+"""OS preparation and hardening of every host: the files, the steps that apply them, in order.
+
+`preparation(cfg, host)` is the whole recipe; components/hosts.py only runs it.
+"""
 
 from dataclasses import dataclass
 
-from model.schema import Hardening, Host, StackConfig
+from model.schema import Hardening, HostSpec, StackConfig
+from render.files import FileSet, HostFile, ScriptRun, digest
 
 HEADER = "# Managed by seoul-cluster (Pulumi). Local edits are overwritten.\n"
 
-
-@dataclass(frozen=True)
-class HostFile:
-    path: str
-    content: str
-    mode: str = "0644"
+SSHD_DROPIN = "/etc/ssh/sshd_config.d/50-hardening.conf"
+SYSCTL_HARDENING = "/etc/sysctl.d/90-hardening.conf"
+SYSCTL_KUBERNETES = "/etc/sysctl.d/91-kubernetes.conf"
+MODULES_KUBERNETES = "/etc/modules-load.d/kubernetes.conf"
+CHRONY_CONF = "/etc/chrony.conf"
+JOURNALD_DROPIN = "/etc/systemd/journald.conf.d/50-seoul.conf"
+AUDIT_RULES = "/etc/audit/rules.d/50-seoul.rules"
 
 
 def yes_no(flag: bool) -> str:
@@ -127,14 +132,10 @@ def audit_rules() -> str:
     return HEADER + "\n".join(watches) + "\n"
 
 
-def is_kubernetes_node(host: Host) -> bool:
-    return bool({"control-plane", "worker", "ingress"} & set(host.roles))
-
-
-def tcp_ports(cfg: StackConfig, host: Host) -> list[str]:
+def tcp_ports(cfg: StackConfig, host: HostSpec) -> list[str]:
     """The only TCP ports a host accepts, by role."""
     ports = [str(cfg.ssh.port)]
-    if is_kubernetes_node(host):
+    if host.is_kubernetes_node:
         ports += ["10250", "179"]  # kubelet; Calico BGP with the top-of-rack switches
     if host.has("control-plane"):
         ports += ["6443", str(cfg.network.api_vip_port)]
@@ -147,28 +148,69 @@ def tcp_ports(cfg: StackConfig, host: Host) -> list[str]:
     return list(dict.fromkeys(ports))
 
 
-def protocols(host: Host) -> list[str]:
+def protocols(host: HostSpec) -> list[str]:
     # Keepalived speaks VRRP (IP protocol 112) between control planes.
     return ["vrrp"] if host.has("control-plane") else []
 
 
-def trusted_sources(cfg: StackConfig, host: Host) -> list[str]:
+def trusted_sources(cfg: StackConfig, host: HostSpec) -> list[str]:
     # Pods reach their node (kubelet, DNS via host network) from the pod CIDR.
-    return [str(cfg.network.pod_cidr)] if is_kubernetes_node(host) else []
+    return [str(cfg.network.pod_cidr)] if host.is_kubernetes_node else []
 
 
-def host_files(cfg: StackConfig, host: Host) -> dict[str, HostFile]:
-    """Every file OS preparation puts on `host`, keyed by a short step name."""
-    files = [
-        ("sshd", HostFile("/etc/ssh/sshd_config.d/50-hardening.conf", sshd_dropin(cfg.hardening), "0600")),
-        ("sysctl-hardening", HostFile("/etc/sysctl.d/90-hardening.conf", hardening_sysctls())),
-        ("chrony", HostFile("/etc/chrony.conf", chrony_conf(cfg.network.ntp_servers))),
-        ("journald", HostFile("/etc/systemd/journald.conf.d/50-seoul.conf", journald_conf())),
-        ("audit", HostFile("/etc/audit/rules.d/50-seoul.rules", audit_rules(), "0600")),
-    ]
-    if is_kubernetes_node(host):
-        files += [
-            ("modules", HostFile("/etc/modules-load.d/kubernetes.conf", kubernetes_modules())),
-            ("sysctl-kubernetes", HostFile("/etc/sysctl.d/91-kubernetes.conf", kubernetes_sysctls())),
+@dataclass(frozen=True)
+class Preparation:
+    """A host's preparation: `packages` first, then each file set and each step after it."""
+
+    packages: ScriptRun
+    file_sets: tuple[FileSet, ...]
+    steps: tuple[ScriptRun, ...]
+
+
+def _applied(step: str, script: str, files: list[HostFile], env: dict[str, str] | None = None) -> FileSet:
+    # Re-run whenever a file it applies changes.
+    return FileSet(tuple(files), ScriptRun(f"{step}-apply", script, env or {}, tuple(digest(f.content) for f in files)))
+
+
+def _file(step: str, path: str, content: str, mode: str = "0644") -> HostFile:
+    return HostFile(f"{step}-file", path, content, mode)
+
+
+def file_sets(cfg: StackConfig, host: HostSpec) -> tuple[FileSet, ...]:
+    """Every file OS preparation puts on `host`, grouped with the step that applies it."""
+    kernel = [_file("sysctl-hardening", SYSCTL_HARDENING, hardening_sysctls())]
+    if host.is_kubernetes_node:
+        kernel += [
+            _file("sysctl-kubernetes", SYSCTL_KUBERNETES, kubernetes_sysctls()),
+            _file("modules", MODULES_KUBERNETES, kubernetes_modules()),
         ]
-    return dict(files)
+    return (
+        _applied("sshd", "apply-sshd.sh", [_file("sshd", SSHD_DROPIN, sshd_dropin(cfg.hardening), "0600")]),
+        _applied("chrony", "restart-service.sh", [_file("chrony", CHRONY_CONF, chrony_conf(cfg.network.ntp_servers))],
+                 {"SERVICE": "chronyd"}),
+        _applied("journald", "restart-service.sh", [_file("journald", JOURNALD_DROPIN, journald_conf())],
+                 {"SERVICE": "systemd-journald"}),
+        _applied("audit", "apply-audit.sh", [_file("audit", AUDIT_RULES, audit_rules(), "0600")]),
+        _applied("kernel", "apply-kernel.sh", kernel),
+    )
+
+
+def preparation(cfg: StackConfig, host: HostSpec) -> Preparation:
+    """Packages (pinned Kubernetes packages on nodes), hardening files, SELinux, firewalld."""
+    packages = {}
+    if host.is_kubernetes_node:
+        packages = {"KUBERNETES_VERSION": cfg.kubernetes.version, "KUBERNETES_MINOR": cfg.kubernetes.minor}
+    firewall = {
+        "DEFAULT_ZONE": "drop",
+        "TCP_PORTS": " ".join(tcp_ports(cfg, host)),
+        "PROTOCOLS": " ".join(protocols(host)),
+        "TRUSTED_SOURCES": " ".join(trusted_sources(cfg, host)),
+    }
+    return Preparation(
+        packages=ScriptRun("packages", "prepare-os.sh", packages),
+        file_sets=file_sets(cfg, host),
+        steps=(
+            ScriptRun("selinux", "selinux.sh", {"SELINUX_MODE": cfg.hardening.selinux}),
+            ScriptRun("firewalld", "firewalld.sh", firewall),
+        ),
+    )

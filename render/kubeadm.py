@@ -8,8 +8,9 @@ join script fills the `@@...@@` placeholders on the host from a root-only file.
 
 import yaml
 
-from model.schema import Host, StackConfig
+from model.schema import HostSpec, StackConfig
 from render import apivip, etcd, runtime
+from render.files import FileSet, HostFile, ScriptRun, script, timers, unit_path
 
 API_VERSION = "kubeadm.k8s.io/v1beta3"
 CONFIG_PATH = "/etc/kubernetes/kubeadm-config.yaml"
@@ -32,6 +33,10 @@ CERT_KEY_PLACEHOLDER = "@@CERTIFICATE_KEY@@"
 # kubeadm init always creates one bootstrap token; it is unused (joins get a fresh one
 # each), so it expires quickly rather than after the default 24 hours.
 INIT_TOKEN_TTL = "15m0s"
+# A join token is good for this long after it is minted, right before its join.
+JOIN_TOKEN_TTL = "2h"
+# Draining a node that leaves the stack: past this, the step fails and nothing is forced.
+DRAIN_TIMEOUT = "600s"
 
 
 def kubernetes_version(cfg: StackConfig) -> str:
@@ -42,11 +47,7 @@ def cluster_name(cfg: StackConfig) -> str:
     return f"seoul-{cfg.environment}"
 
 
-def first_control_plane(cfg: StackConfig) -> Host:
-    return apivip.control_planes(cfg)[0]
-
-
-def _node_registration(cfg: StackConfig, host: Host) -> dict:
+def _node_registration(cfg: StackConfig, host: HostSpec) -> dict:
     return {
         "name": host.name,
         "criSocket": runtime.cri_socket(cfg),
@@ -56,7 +57,7 @@ def _node_registration(cfg: StackConfig, host: Host) -> dict:
 
 
 def cluster_configuration(cfg: StackConfig) -> dict:
-    cps = apivip.control_planes(cfg)
+    cps = cfg.control_planes
     sans = [str(cfg.network.api_vip), *(str(h.address) for h in cps), *(h.name for h in cps)]
     return {
         "apiVersion": API_VERSION,
@@ -114,7 +115,7 @@ def cluster_configuration(cfg: StackConfig) -> dict:
     }
 
 
-def init_configuration(cfg: StackConfig, host: Host) -> dict:
+def init_configuration(cfg: StackConfig, host: HostSpec) -> dict:
     return {
         "apiVersion": API_VERSION,
         "kind": "InitConfiguration",
@@ -140,7 +141,7 @@ def kubelet_configuration(cfg: StackConfig) -> dict:
     }
 
 
-def join_configuration(cfg: StackConfig, host: Host) -> dict:
+def join_configuration(cfg: StackConfig, host: HostSpec) -> dict:
     doc = {
         "apiVersion": API_VERSION,
         "kind": "JoinConfiguration",
@@ -162,27 +163,27 @@ def join_configuration(cfg: StackConfig, host: Host) -> dict:
     return doc
 
 
-def _dump(docs: list[dict], host: Host, what: str) -> str:
+def _dump(docs: list[dict], host: HostSpec, what: str) -> str:
     header = f"# kubeadm {what} for {host.name}: rendered by seoul-cluster (render/kubeadm.py). Do not edit.\n"
     return header + yaml.safe_dump_all(docs, sort_keys=False, default_flow_style=False, explicit_start=True)
 
 
-def init_config_yaml(cfg: StackConfig, host: Host) -> str:
+def init_config_yaml(cfg: StackConfig, host: HostSpec) -> str:
     docs = [init_configuration(cfg, host), cluster_configuration(cfg), kubelet_configuration(cfg)]
     return _dump(docs, host, "init")
 
 
-def join_config_yaml(cfg: StackConfig, host: Host) -> str:
+def join_config_yaml(cfg: StackConfig, host: HostSpec) -> str:
     return _dump([join_configuration(cfg, host)], host, "join (template; secrets filled in on the host)")
 
 
-def config_yaml(cfg: StackConfig, host: Host) -> str:
-    if host.name == first_control_plane(cfg).name:
+def config_yaml(cfg: StackConfig, host: HostSpec) -> str:
+    if host.name == cfg.init_node.name:
         return init_config_yaml(cfg, host)
     return join_config_yaml(cfg, host)
 
 
-def etcd_client_cert_env(host: Host) -> dict[str, str]:
+def etcd_client_cert_env(host: HostSpec) -> dict[str, str]:
     """Parameters of scripts/etcd-certs.sh for an API server's etcd client certificate."""
     return {
         "MODE": "client",
@@ -198,7 +199,7 @@ def etcd_client_cert_env(host: Host) -> dict[str, str]:
     }
 
 
-def node_labels(host: Host) -> list[str]:
+def node_labels(host: HostSpec) -> list[str]:
     """Role labels the kubelet may not set on itself; set from the first control plane."""
     labels = []
     if host.has("worker"):
@@ -262,9 +263,9 @@ def audit_policy() -> str:
     return header + yaml.safe_dump(policy, sort_keys=False)
 
 
-def certs_renew_slot(cfg: StackConfig, host: Host) -> str:
+def certs_renew_slot(cfg: StackConfig, host: HostSpec) -> str:
     """Monthly slot per control plane, a week apart, so only one API server restarts at a time."""
-    index = [h.name for h in apivip.control_planes(cfg)].index(host.name)
+    index = [h.name for h in cfg.control_planes].index(host.name)
     day = 1 + (7 * index) % 28
     return f"*-*-{day:02d} 02:30:00"
 
@@ -287,7 +288,7 @@ ExecStart={CERTS_RENEW_SCRIPT}
 """
 
 
-def certs_renew_timer(cfg: StackConfig, host: Host) -> str:
+def certs_renew_timer(cfg: StackConfig, host: HostSpec) -> str:
     return f"""\
 [Unit]
 Description=Monthly kubeadm certificate renewal (certificates last one year)
@@ -299,3 +300,70 @@ Persistent=true
 [Install]
 WantedBy=timers.target
 """
+
+
+# -- the steps components/kubernetes runs, in order ------------------------------------------
+
+
+def kubeadm_config(cfg: StackConfig, host: HostSpec) -> HostFile:
+    """The node's kubeadm config: init on the init node, a join template elsewhere."""
+    return HostFile("kubeadm-config", CONFIG_PATH, config_yaml(cfg, host), "0600")
+
+
+def audit_policy_file() -> HostFile:
+    return HostFile("audit-policy", AUDIT_POLICY_PATH, audit_policy(), "0600")
+
+
+def etcd_client_cert(host: HostSpec) -> ScriptRun:
+    """The API server's etcd client certificate, issued on the control plane from the etcd CA."""
+    return ScriptRun("etcd-client-cert", "etcd-certs.sh", etcd_client_cert_env(host))
+
+
+def init(cfg: StackConfig, host: HostSpec) -> ScriptRun:
+    """`kubeadm init` on the init node (once); removal runs `kubeadm reset`."""
+    env = {"CONFIG": CONFIG_PATH, "NODE_NAME": host.name, "CRI_SOCKET": runtime.cri_socket(cfg)}
+    return ScriptRun("kubeadm-init", "kubeadm-init.sh", env, delete_script="kubeadm-reset.sh")
+
+
+def admin_kubeconfig() -> ScriptRun:
+    """Print the admin kubeconfig (a secret output)."""
+    return ScriptRun("admin-kubeconfig", "admin-kubeconfig.sh")
+
+
+def join_token(node: HostSpec) -> ScriptRun:
+    """Mint `node`'s join material on the init node (a secret output)."""
+    return ScriptRun("join-token", "kubeadm-join-token.sh", {
+        "NODE_NAME": node.name,
+        "CONTROL_PLANE": str(node.has("control-plane")).lower(),
+        "TTL": JOIN_TOKEN_TTL,
+        "CONFIG": CONFIG_PATH,
+    })
+
+
+def join(cfg: StackConfig, node: HostSpec) -> ScriptRun:
+    """`kubeadm join` on the node with the secrets file the token step made; removal resets it."""
+    return ScriptRun("kubeadm-join", "kubeadm-join.sh", {
+        "NODE_NAME": node.name,
+        "CONFIG": CONFIG_PATH,
+        "SECRETS_FILE": JOIN_SECRETS_PATH,
+        "CONTROL_PLANE": str(node.has("control-plane")).lower(),
+        "CRI_SOCKET": runtime.cri_socket(cfg),
+    }, delete_script="kubeadm-reset.sh")
+
+
+def node_registration(node: HostSpec) -> ScriptRun:
+    """Label the joined node (from the init node); removal drains and deletes it."""
+    env = {"NODE_NAME": node.name, "LABELS": " ".join(node_labels(node)), "DRAIN_TIMEOUT": DRAIN_TIMEOUT}
+    return ScriptRun("node", "node-register.sh", env, delete_script="node-drain.sh")
+
+
+def certs_renewal(cfg: StackConfig, host: HostSpec) -> FileSet:
+    """Monthly: renew the etcd client and kubeadm certificates, restart the static pods."""
+    files = (
+        HostFile("kube-certs-renew-script", CERTS_RENEW_SCRIPT, script("kube-certs-renew.sh"), "0755"),
+        HostFile("etcd-client-cert-script", ETCD_CLIENT_CERT_SCRIPT, script("etcd-certs.sh"), "0755"),
+        HostFile("etcd-client-cert-env", ETCD_CLIENT_ENV, etcd.env_file(etcd_client_cert_env(host))),
+        HostFile("kube-certs-renew-service", unit_path("kube-certs-renew.service"), certs_renew_service()),
+        HostFile("kube-certs-renew-timer", unit_path("kube-certs-renew.timer"), certs_renew_timer(cfg, host)),
+    )
+    return timers("kube-certs-timer", files, ["kube-certs-renew.timer"])

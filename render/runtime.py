@@ -6,7 +6,9 @@ matching the kubelet's systemd cgroup driver. docker: Docker Engine plus cri-doc
 the CRI shim the kubelet needs since dockershim left Kubernetes 1.24.
 """
 
+from model import releases
 from model.schema import StackConfig
+from render.files import FileSet, HostFile, ScriptRun, fingerprint, unit_path
 
 CONTAINERD_CONFIG = "/etc/containerd/config.toml"
 CONTAINERD_SOCKET = "unix:///run/containerd/containerd.sock"
@@ -15,46 +17,13 @@ DOCKER_DAEMON_JSON = "/etc/docker/daemon.json"
 CRICTL_YAML = "/etc/crictl.yaml"
 DOCKER_REPO = "/etc/yum.repos.d/docker-ce.repo"
 
-# The pause (sandbox) image each kubeadm minor release expects (`kubeadm config images
-# list`); the runtime must use the same one or the kubelet and the runtime disagree about
-# the sandbox image. A Kubernetes minor without an entry stops the run.
-PAUSE_BY_MINOR = {"1.29": "3.9"}
-
-# sha256 of cri-dockerd-<version>.amd64.tgz (github.com/Mirantis/cri-dockerd/releases).
-# Only used with kubernetes.containerRuntime: docker; a release without a reviewed
-# checksum here stops the run before anything is touched.
-CRI_DOCKERD_SHA256: dict[str, str] = {
-    "0.3.11": "b2475988f3b86d85c7835269121171e35c92454ad5f4cd6252183b0fccd74d63",
-}
-
-
-class UnknownReleaseError(ValueError):
-    pass
-
-
 def cri_socket(cfg: StackConfig) -> str:
     return CONTAINERD_SOCKET if cfg.kubernetes.container_runtime == "containerd" else CRI_DOCKERD_SOCKET
 
 
-def check_releases(cfg: StackConfig) -> None:
-    """Refuse a runtime whose downloads cannot be verified, or a release we know nothing of."""
-    pause_image(cfg)
-    k8s = cfg.kubernetes
-    if k8s.container_runtime == "docker" and k8s.cri_dockerd_version not in CRI_DOCKERD_SHA256:
-        raise UnknownReleaseError(
-            f"kubernetes.criDockerdVersion: {k8s.cri_dockerd_version!r}: no reviewed sha256 in "
-            "render/runtime.py CRI_DOCKERD_SHA256; add it from the release page before using docker"
-        )
-
-
 def pause_image(cfg: StackConfig) -> str:
-    minor = cfg.kubernetes.minor
-    if minor not in PAUSE_BY_MINOR:
-        raise UnknownReleaseError(
-            f"kubernetes.version: {cfg.kubernetes.version!r}: no pause image known for {minor} in "
-            "render/runtime.py PAUSE_BY_MINOR; add the one `kubeadm config images list` shows"
-        )
-    return f"registry.k8s.io/pause:{PAUSE_BY_MINOR[minor]}"
+    """The sandbox image kubeadm expects for the configured Kubernetes minor (model/releases.py)."""
+    return releases.pause_image(cfg.kubernetes.version)
 
 
 def containerd_config(cfg: StackConfig) -> str:
@@ -119,11 +88,10 @@ def install_env(cfg: StackConfig) -> dict[str, str]:
         "CONTAINERD_VERSION": k8s.containerd_version,
     }
     if k8s.container_runtime == "docker":
-        check_releases(cfg)
         env |= {
             "DOCKER_VERSION": k8s.docker_version,
             "CRI_DOCKERD_VERSION": k8s.cri_dockerd_version,
-            "CRI_DOCKERD_SHA256": CRI_DOCKERD_SHA256[k8s.cri_dockerd_version],
+            "CRI_DOCKERD_SHA256": releases.CRI_DOCKERD_SHA256[k8s.cri_dockerd_version],
         }
     return env
 
@@ -172,7 +140,7 @@ WantedBy=sockets.target
 """
 
 
-def files(cfg: StackConfig) -> dict[str, str]:
+def files_by_path(cfg: StackConfig) -> dict[str, str]:
     """Every file the runtime step writes before it runs: path -> content."""
     out = {
         DOCKER_REPO: docker_repo(),
@@ -182,7 +150,18 @@ def files(cfg: StackConfig) -> dict[str, str]:
     if cfg.kubernetes.container_runtime == "docker":
         out |= {
             DOCKER_DAEMON_JSON: docker_daemon_json(),
-            "/etc/systemd/system/cri-docker.service": cri_docker_service(cfg),
-            "/etc/systemd/system/cri-docker.socket": cri_docker_socket(),
+            unit_path("cri-docker.service"): cri_docker_service(cfg),
+            unit_path("cri-docker.socket"): cri_docker_socket(),
         }
     return out
+
+
+def install(cfg: StackConfig) -> FileSet:
+    """Every runtime file, then install and (re)start the runtime when any of them changes."""
+    files = tuple(HostFile(f"runtime-{_slug(path)}", path, content) for path, content in files_by_path(cfg).items())
+    env = install_env(cfg) | {"FINGERPRINT": fingerprint(files)}
+    return FileSet(files, ScriptRun("runtime-install", "runtime-install.sh", env))
+
+
+def _slug(path: str) -> str:
+    return path.rsplit("/", 1)[-1].replace(".", "-").replace("_", "-")

@@ -63,10 +63,10 @@ def run(script: str, env: dict[str, str], **kwargs) -> subprocess.CompletedProce
     )
 
 
-def test_every_script_the_components_use_exists():
+def test_every_script_render_names_exists():
     used = set()
-    for module in ("etcd", "apivip", "kubernetes", "certs"):
-        text = (REPO / "components" / f"{module}.py").read_text()
+    for module in ("etcd", "apivip", "kubeadm", "certs", "runtime"):
+        text = (REPO / "render" / f"{module}.py").read_text()
         used |= set(re.findall(r'"([a-z_-]+\.sh)"', text))
     assert used, "no script names found"
     assert used <= set(K8S_SCRIPTS), used - set(K8S_SCRIPTS)
@@ -328,7 +328,7 @@ def test_join_is_a_no_op_on_a_joined_node(tmp_path, fake_kubeadm):
 
 def test_keepalived_check_script_is_what_keepalived_conf_calls():
     cfg = load_config(read_stack_file(REPO / "Pulumi.seoul-prod.yaml").lookup)
-    conf = apivip.keepalived_conf(cfg, apivip.control_planes(cfg)[0])
+    conf = apivip.keepalived_conf(cfg, cfg.control_planes[0])
     assert f'script "{apivip.CHECK_SCRIPT} {apivip.APISERVER_PORT}"' in conf
     text = (SCRIPTS / "check_apiserver.sh").read_text()
     assert "/healthz" in text and "haproxy" in text
@@ -403,7 +403,7 @@ def mint(
     )
     cfg = load_config(read_stack_file(REPO / "Pulumi.seoul-prod.yaml").lookup)
     config = tmp_path / "init.yaml"
-    config.write_text(kubeadm.config_yaml(cfg, kubeadm.first_control_plane(cfg)))
+    config.write_text(kubeadm.config_yaml(cfg, cfg.init_node))
     env = {
         "PATH": f"{bin_dir}:{os.environ['PATH']}",
         "FAKE_OUT": str(out),
@@ -517,12 +517,12 @@ class EtcdHosts:
         return self.tmp / name
 
     def env(self, cfg, name: str) -> dict[str, str]:
-        from components.remote import digest
         from render import etcd as render_etcd
+        from render.files import digest
 
-        member = next(m for m in render_etcd.members(cfg) if m.name == name)
+        member = next(m for m in cfg.etcd_members if m.name == name)
         home = self.home(name)
-        others = [render_etcd.client_url(m) for m in render_etcd.members(cfg) if m.name != name]
+        others = [render_etcd.client_url(m) for m in cfg.etcd_members if m.name != name]
         return {
             "PATH": f"{self.bin}:{os.environ['PATH']}",
             "BIN_DIR": str(self.etcd_bin),
@@ -545,7 +545,7 @@ class EtcdHosts:
         """What the Pulumi steps before etcd-start do: certificate and rendered config."""
         from render import etcd as render_etcd
 
-        member = next(m for m in render_etcd.members(cfg) if m.name == name)
+        member = next(m for m in cfg.etcd_members if m.name == name)
         home = self.home(name)
         home.mkdir(exist_ok=True)
         cert_env = {

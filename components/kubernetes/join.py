@@ -1,0 +1,40 @@
+"""One node joining the cluster: join material minted on the init node, join, register."""
+
+from collections.abc import Sequence
+
+import pulumi
+
+from components.remote import HostHandle, Target, child_opts, put_file, run
+from model.schema import HostSpec, StackConfig
+from render import kubeadm
+
+
+def join_node(
+    parent: pulumi.Resource,
+    cfg: StackConfig,
+    node: HostSpec,
+    handle: HostHandle,
+    init_node: Target,
+    after: Sequence[pulumi.Resource],
+) -> pulumi.Resource:
+    """Mint join material on `init_node`, hand it to the node, join, register; returns the join.
+
+    The material is a secret output of its step (logging off), travels on stdin into a
+    root-only file on the node and is removed there after the join. Removing the node
+    from the stack runs the deletes in reverse: drain + delete the Node (from the init
+    node), then `kubeadm reset` on the node itself.
+    """
+    token = run(init_node, kubeadm.join_token(node), child_opts(parent, after), secret_output=True,
+                on_behalf_of=node.name)
+    secrets = put_file(
+        f"{node.name}-join-secrets",
+        handle.target,
+        kubeadm.JOIN_SECRETS_PATH,
+        token.stdout,
+        child_opts(parent, [handle.ready, token]),
+        mode="0600",
+        secret=True,
+    )
+    joined = run(handle.target, kubeadm.join(cfg, node), child_opts(parent, [*after, secrets]))
+    run(init_node, kubeadm.node_registration(node), child_opts(parent, [joined]), on_behalf_of=node.name)
+    return joined

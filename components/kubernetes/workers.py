@@ -1,0 +1,36 @@
+"""Every Kubernetes node that is not a control plane."""
+
+from collections.abc import Mapping
+
+import pulumi
+
+from components.kubernetes.control_plane import ControlPlane
+from components.kubernetes.join import join_node
+from components.kubernetes.runtime import ContainerRuntime
+from components.remote import HostHandle, child_opts, put
+from model.schema import StackConfig
+from render import kubeadm
+
+
+class WorkerPool(pulumi.ComponentResource):
+    """Each worker joins on its own, after `kubeadm init` and its own host only; `joins[name]`."""
+
+    joins: dict[str, pulumi.Resource]
+
+    def __init__(
+        self,
+        name: str,
+        cfg: StackConfig,
+        hosts: Mapping[str, HostHandle],
+        control_plane: ControlPlane,
+        runtimes: Mapping[str, ContainerRuntime],
+        opts: pulumi.ResourceOptions | None = None,
+    ):
+        super().__init__("seoul:kubernetes:WorkerPool", name, None, opts)
+        self.joins = {}
+        for worker in cfg.workers:
+            handle = hosts[worker.name]
+            config = put(handle.target, kubeadm.kubeadm_config(cfg, worker), child_opts(self, [handle.ready]))
+            after = [config, handle.ready, runtimes[worker.name].ready, control_plane.init]
+            self.joins[worker.name] = join_node(self, cfg, worker, handle, control_plane.first_target, after)
+        self.register_outputs({"nodes": sorted(self.joins)})

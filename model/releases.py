@@ -1,0 +1,88 @@
+"""Every pinned release the program installs: default versions, checksums, image references.
+
+One home for these facts. The stack config picks versions (`kubernetes.version`,
+`etcd.version`, `kubernetes.containerdVersion`, ...); this module says which of them have
+been reviewed, and `problems(cfg)` refuses the others while the config is validated
+(`model.load.load_config`), before anything is registered.
+
+Adding a release: put its checksum or image here from the upstream source named beside
+each table, and run `make test` (`tests/test_releases.py` checks every default has its
+entries).
+"""
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # the schema imports the defaults below; the checks only read a config
+    from model.schema import StackConfig
+
+# Runtime versions used when the stack file does not set them (kubernetes.<key>).
+CONTAINERD_VERSION = "1.7.22"
+DOCKER_VERSION = "25.0.5"
+# The newest cri-dockerd whose checksum we have cross-checked (see CRI_DOCKERD_SHA256).
+CRI_DOCKERD_VERSION = "0.3.11"
+
+# sha256 of etcd-v<version>-linux-amd64.tar.gz from github.com/etcd-io/etcd/releases
+# (cross-checked against kubespray's checksums.yml).
+ETCD_ARCHIVE_SHA256 = {
+    "3.5.12": "f2ff0cb43ce119f55a85012255609b61c64263baea83aa7c8e6846c0938adca5",
+}
+
+# sha256 of cri-dockerd-<version>.amd64.tgz (github.com/Mirantis/cri-dockerd/releases),
+# cross-checked against kubespray's cri_dockerd_archive_checksums (amd64). Only used with
+# kubernetes.containerRuntime: docker.
+CRI_DOCKERD_SHA256 = {
+    "0.3.11": "b2475988f3b86d85c7835269121171e35c92454ad5f4cd6252183b0fccd74d63",
+}
+
+# The pause (sandbox) image tag each kubeadm minor release expects (`kubeadm config images
+# list`); the runtime must use the same one or the kubelet and the runtime disagree about
+# the sandbox image.
+PAUSE_BY_MINOR = {"1.29": "3.9"}
+
+PAUSE_REPOSITORY = "registry.k8s.io/pause"
+ETCD_DOWNLOAD = "https://github.com/etcd-io/etcd/releases/download/v{version}/etcd-v{version}-linux-amd64.tar.gz"
+
+
+@dataclass(frozen=True)
+class Archive:
+    """A release archive to download on a host: its URL and the sha256 it must have."""
+
+    url: str
+    sha256: str
+
+
+def minor(version: str) -> str:
+    """`1.29` for `1.29.6`."""
+    return ".".join(version.split(".")[:2])
+
+
+def etcd_archive(version: str) -> Archive:
+    """The etcd release archive for `version` (x.y.z); KeyError if it was never reviewed."""
+    return Archive(url=ETCD_DOWNLOAD.format(version=version), sha256=ETCD_ARCHIVE_SHA256[version])
+
+
+def pause_image(kubernetes_version: str) -> str:
+    """`registry.k8s.io/pause:<tag>` for a Kubernetes version; KeyError for an unknown minor."""
+    return f"{PAUSE_REPOSITORY}:{PAUSE_BY_MINOR[minor(kubernetes_version)]}"
+
+
+def problems(cfg: "StackConfig") -> Iterator[tuple[str, str]]:
+    """(key path, message) for each chosen release this module has no reviewed entry for."""
+    if cfg.etcd.version not in ETCD_ARCHIVE_SHA256:
+        yield "etcd.version", (
+            f"{cfg.etcd.version}: no reviewed sha256 for this release in model/releases.py "
+            "ETCD_ARCHIVE_SHA256; add it from the release's SHA256SUMS before deploying"
+        )
+    k8s = cfg.kubernetes
+    if minor(k8s.version) not in PAUSE_BY_MINOR:
+        yield "kubernetes.version", (
+            f"{k8s.version}: no pause image known for {minor(k8s.version)} in model/releases.py "
+            "PAUSE_BY_MINOR; add the one `kubeadm config images list` shows"
+        )
+    if k8s.container_runtime == "docker" and k8s.cri_dockerd_version not in CRI_DOCKERD_SHA256:
+        yield "kubernetes.criDockerdVersion", (
+            f"{k8s.cri_dockerd_version}: no reviewed sha256 in model/releases.py CRI_DOCKERD_SHA256; "
+            "add it from the release page before using docker"
+        )
