@@ -63,7 +63,9 @@ def load_config(lookup: Lookup) -> StackConfig:
         cfg = StackConfig.model_validate(raw)
     except ValidationError as err:
         raise ConfigError([_describe(e) for e in err.errors()]) from None
-    found = [*problems(cfg), *releases.problems(cfg)]
+    k8s = cfg.kubernetes
+    pinned = releases.problems(cfg.etcd.version, k8s.version, k8s.container_runtime, k8s.cri_dockerd_version)
+    found = [*problems(cfg), *pinned]
     if found:
         raise ConfigError([f"{path}: {message}" for path, message in found])
     return cfg

@@ -2,7 +2,7 @@
 
 One home for these facts. The stack config picks versions (`kubernetes.version`,
 `etcd.version`, `kubernetes.containerdVersion`, ...); this module says which of them have
-been reviewed, and `problems(cfg)` refuses the others while the config is validated
+been reviewed, and `problems(...)` refuses the others while the config is validated
 (`model.load.load_config`), before anything is registered.
 
 Adding a release: put its checksum or image here from the upstream source named beside
@@ -12,10 +12,6 @@ entries).
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:  # the schema imports the defaults below; the checks only read a config
-    from model.schema import StackConfig
 
 # Runtime versions used when the stack file does not set them (kubernetes.<key>).
 CONTAINERD_VERSION = "1.7.22"
@@ -68,21 +64,20 @@ def pause_image(kubernetes_version: str) -> str:
     return f"{PAUSE_REPOSITORY}:{PAUSE_BY_MINOR[minor(kubernetes_version)]}"
 
 
-def problems(cfg: "StackConfig") -> Iterator[tuple[str, str]]:
-    """(key path, message) for each chosen release this module has no reviewed entry for."""
-    if cfg.etcd.version not in ETCD_ARCHIVE_SHA256:
+def problems(etcd: str, kubernetes: str, container_runtime: str, cri_dockerd: str) -> Iterator[tuple[str, str]]:
+    """(key path, message) for each chosen release (x.y.z versions) without a reviewed entry here."""
+    if etcd not in ETCD_ARCHIVE_SHA256:
         yield "etcd.version", (
-            f"{cfg.etcd.version}: no reviewed sha256 for this release in model/releases.py "
+            f"{etcd}: no reviewed sha256 for this release in model/releases.py "
             "ETCD_ARCHIVE_SHA256; add it from the release's SHA256SUMS before deploying"
         )
-    k8s = cfg.kubernetes
-    if minor(k8s.version) not in PAUSE_BY_MINOR:
+    if minor(kubernetes) not in PAUSE_BY_MINOR:
         yield "kubernetes.version", (
-            f"{k8s.version}: no pause image known for {minor(k8s.version)} in model/releases.py "
+            f"{kubernetes}: no pause image known for {minor(kubernetes)} in model/releases.py "
             "PAUSE_BY_MINOR; add the one `kubeadm config images list` shows"
         )
-    if k8s.container_runtime == "docker" and k8s.cri_dockerd_version not in CRI_DOCKERD_SHA256:
+    if container_runtime == "docker" and cri_dockerd not in CRI_DOCKERD_SHA256:
         yield "kubernetes.criDockerdVersion", (
-            f"{k8s.cri_dockerd_version}: no reviewed sha256 in model/releases.py CRI_DOCKERD_SHA256; "
+            f"{cri_dockerd}: no reviewed sha256 in model/releases.py CRI_DOCKERD_SHA256; "
             "add it from the release page before using docker"
         )

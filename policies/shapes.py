@@ -215,20 +215,22 @@ def remote_steps(resources: Iterable[PolicyResource], deferred: Deferred) -> lis
 
 # --- hosts -------------------------------------------------------------------------
 @dataclass
-class Host:
+class HostShape:
+    """The policies' view of a `seoul:hosts:Host` component: its URN, name and inputs."""
+
     urn: str
     name: str
     address: Any
     roles: list[Any] = field(default_factory=list)
 
 
-def hosts(resources: Iterable[PolicyResource], deferred: Deferred) -> list[Host]:
-    found: list[Host] = []
+def hosts(resources: Iterable[PolicyResource], deferred: Deferred) -> list[HostShape]:
+    found: list[HostShape] = []
     for res in resources:
         if res.resource_type != HOST_TYPE:
             continue
         found.append(
-            Host(
+            HostShape(
                 urn=res.urn,
                 name=res.name,
                 address=deferred.get(res.props, "address"),
@@ -238,14 +240,14 @@ def hosts(resources: Iterable[PolicyResource], deferred: Deferred) -> list[Host]
     return found
 
 
-def step_on_host(step: RemoteStep, host: Host) -> bool:
+def step_on_host(step: RemoteStep, host: HostShape) -> bool:
     """A step belongs to a host when the host component is its parent or it connects to its address."""
     if step.parent and step.parent == host.urn:
         return True
     return isinstance(step.host, str) and isinstance(host.address, str) and step.host == host.address
 
 
-def host_has_role(host: Host, role: str) -> bool:
+def host_has_role(host: HostShape, role: str) -> bool:
     return role in host.roles
 
 
