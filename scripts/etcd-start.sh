@@ -8,10 +8,14 @@
 # - Empty data dir and a healthy cluster reachable among the other members: this is a new
 #   member joining a running cluster. Add it with `member add` (if not listed yet) and
 #   start with initial-cluster-state=existing and the cluster's own member list.
+#   If the cluster lists this peer URL as a *started* member, its data was lost (disk
+#   replaced, host reinstalled): starting as that member would make etcd panic
+#   ("tocommit out of range"), so the stale member is removed through a surviving
+#   member first, then added again like a new one.
 # - Empty data dir and no healthy cluster: first bootstrap; start without waiting
 #   (quorum forms once enough members are up; etcd-health.sh waits for it).
 # Parameters: NAME PEER_URL CONF DATA_DIR CA_CERT CERT KEY BIN_DIR OTHER_ENDPOINTS FINGERPRINT;
-#             STAMP, LOCAL_ENDPOINT (tests)
+#             STAMP, LOCAL_ENDPOINT, HEALTHY_WITHIN (seconds; tests)
 set -euo pipefail
 : "${NAME:?}" "${PEER_URL:?}" "${CONF:?}" "${DATA_DIR:?}" "${CA_CERT:?}" "${CERT:?}" "${KEY:?}" "${BIN_DIR:?}" "${FINGERPRINT:?}"
 OTHER_ENDPOINTS="${OTHER_ENDPOINTS:-}"
@@ -23,16 +27,39 @@ ctl() {
     --dial-timeout=3s --command-timeout=15s "$@"
 }
 
+HEALTHY_WITHIN="${HEALTHY_WITHIN:-120}"
+
+# Bounded by the clock, not by a count of tries: each try may itself take seconds.
 wait_local_healthy() {
-  for _ in $(seq 1 60); do
-    if ctl --endpoints "$LOCAL" endpoint health >/dev/null 2>&1; then
+  local deadline=$((SECONDS + HEALTHY_WITHIN))
+  while ((SECONDS < deadline)); do
+    if ctl --command-timeout=5s --endpoints "$LOCAL" endpoint health >/dev/null 2>&1; then
       echo "etcd member $NAME is healthy"
       return 0
     fi
     sleep 2
   done
-  echo "etcd member $NAME did not become healthy within 120s" >&2
+  echo "etcd member $NAME did not become healthy within ${HEALTHY_WITHIN}s" >&2
   journalctl -u etcd -n 30 --no-pager >&2 || true
+  return 1
+}
+
+# A membership change through $live, retried while etcd's strict reconfig check refuses it
+# ("unhealthy cluster": every member must have been connected for a few seconds).
+reconfigure() {
+  local out
+  for _ in $(seq 1 30); do
+    if out=$(ctl --endpoints "$live" member "$@" 2>&1); then
+      echo "$out"
+      return 0
+    fi
+    if [[ "$out" != *"unhealthy cluster"* ]]; then
+      echo "$out" >&2
+      return 1
+    fi
+    sleep 2
+  done
+  echo "the cluster stayed unhealthy for 60s; not running member $1 for $NAME" >&2
   return 1
 }
 
@@ -77,30 +104,21 @@ done
 
 if [[ -n "$live" ]]; then
   members=$(ctl --endpoints "$live" member list -w simple)
+  stale=$(awk -F', ' -v url="$PEER_URL" '$4 == url && $2 == "started" { print $1 }' <<<"$members")
+  if [[ -n "$stale" ]]; then
+    echo "$NAME is a started member ($stale) of the cluster but its data dir is empty (disk replaced or" \
+      "host reinstalled): removing the stale member via $live, then adding it again"
+    systemctl stop etcd 2>/dev/null || true
+    reconfigure remove "$stale" >/dev/null
+    members=$(ctl --endpoints "$live" member list -w simple)
+  fi
   if ! awk -F', ' -v url="$PEER_URL" '$4 == url { found = 1 } END { exit !found }' <<<"$members"; then
     if grep -q ', unstarted, ' <<<"$members"; then
       echo "another added member has not started yet; add etcd members one at a time" >&2
       exit 1
     fi
     echo "adding $NAME ($PEER_URL) to the running cluster via $live"
-    # etcd refuses a new voting member until every member has been connected for a few
-    # seconds (strict reconfig check: "unhealthy cluster"), e.g. right after another joined.
-    added=0
-    for _ in $(seq 1 30); do
-      if out=$(ctl --endpoints "$live" member add "$NAME" --peer-urls "$PEER_URL" 2>&1); then
-        added=1
-        break
-      fi
-      if [[ "$out" != *"unhealthy cluster"* ]]; then
-        echo "$out" >&2
-        exit 1
-      fi
-      sleep 2
-    done
-    if ((added == 0)); then
-      echo "the cluster stayed unhealthy for 60s; not adding $NAME" >&2
-      exit 1
-    fi
+    reconfigure add "$NAME" --peer-urls "$PEER_URL" >/dev/null
     members=$(ctl --endpoints "$live" member list -w simple)
   fi
   cluster=""

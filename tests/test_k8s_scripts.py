@@ -10,6 +10,7 @@ import contextlib
 import hashlib
 import os
 import re
+import shutil
 import stat
 import subprocess
 import time
@@ -475,6 +476,7 @@ case $cmd in
   is-active) has_etcd && alive ;;
   start) has_etcd && start ;;
   restart) has_etcd && { stop; start; } ;;
+  stop) has_etcd && stop ;;
   disable) if ((now)) && has_etcd; then stop; fi ;;
   *) ;;
 esac
@@ -669,3 +671,88 @@ def test_etcd_members_bootstrap_grow_restart_and_shrink_safely(tmp_path):
         assert not (hosts.home("etcd-5") / "data" / "member").exists()
     finally:
         hosts.stop_all()
+
+
+def etcdctl(hosts: EtcdHosts, cfg, via: str, *args: str) -> subprocess.CompletedProcess:
+    env = hosts.env(cfg, via)
+    tls = ["--cacert", env["CA_CERT"], "--cert", env["CERT"], "--key", env["KEY"]]
+    return subprocess.run(
+        [str(hosts.etcd_bin / "etcdctl"), *tls, "--endpoints", env["LOCAL_ENDPOINT"], *args],
+        env={**os.environ, "ETCDCTL_API": "3"}, capture_output=True, text=True, timeout=60,
+    )
+
+
+def test_a_member_whose_data_was_wiped_rejoins_as_a_new_member(tmp_path):
+    """Disk replaced or host reinstalled: the remove step finds no data, the start step
+    removes the stale member through a survivor, adds it again and starts it `existing`;
+    the cluster ends healthy with three members and every key (issue 13, fault 1)."""
+    require_tool("openssl")
+    require_tool("etcdctl")
+    require_loopback_ports(3, (2379, 2380, 2381))
+    hosts = EtcdHosts(tmp_path)
+    try:
+        three = hosts.cfg(3)
+        for name in ("etcd-1", "etcd-2", "etcd-3"):
+            hosts.prepare(three, name)
+        for name in ("etcd-1", "etcd-2", "etcd-3"):
+            proc = hosts.script("etcd-start.sh", three, name)
+            assert proc.returncode == 0, proc.stdout + proc.stderr
+        keys = {f"/drill/key-{i}": f"value-{i}" for i in range(20)}
+        for k, v in keys.items():
+            for _ in range(30):  # the third member may still be settling into quorum
+                if etcdctl(hosts, three, "etcd-1", "put", k, v).returncode == 0:
+                    break
+                time.sleep(1)
+            else:
+                pytest.fail(f"could not write {k}")
+        old_id = next(m[0] for m in hosts.members(three, "etcd-1") if m[2] == "etcd-3")
+
+        # etcd-3's disk is replaced: the process dies, the data is gone, the member stays listed.
+        stop = subprocess.run(["systemctl", "stop", "etcd"], env=hosts.env(three, "etcd-3"), timeout=60)
+        assert stop.returncode == 0
+        shutil.rmtree(hosts.home("etcd-3") / "data")
+        hosts.prepare(three, "etcd-3")  # the config as rendered: initial-cluster-state new
+        assert any(m[2] == "etcd-3" and m[1] == "started" for m in hosts.members(three, "etcd-1"))
+
+        # `pulumi up --replace` on its start step: the delete, then the create.
+        removed = hosts.script("etcd-remove.sh", three, "etcd-3")
+        assert removed.returncode == 0 and "holds no data" in removed.stdout, removed.stderr
+        started = hosts.script("etcd-start.sh", three, "etcd-3")
+        assert started.returncode == 0, started.stdout + started.stderr
+        assert "removing the stale member" in started.stdout and "adding etcd-3" in started.stdout
+        assert "is healthy" in started.stdout
+
+        listed = hosts.members(three, "etcd-1")
+        assert sorted(m[2] for m in listed) == ["etcd-1", "etcd-2", "etcd-3"]
+        assert all(m[1] == "started" for m in listed)
+        assert next(m[0] for m in listed if m[2] == "etcd-3") != old_id
+        for k, v in keys.items():  # served by etcd-3 itself, from its own rebuilt data
+            got = etcdctl(hosts, three, "etcd-3", "get", k, "--consistency=s", "--print-value-only")
+            assert got.returncode == 0 and got.stdout.strip() == v, (k, got.stdout, got.stderr)
+    finally:
+        hosts.stop_all()
+
+
+def test_waiting_for_health_is_bounded_by_the_clock(tmp_path):
+    """The wait says 120 s; it took 17 minutes when each try hung (60 tries of up to 17 s).
+    With tries of 4 s and a 6 s bound, at most two tries fit, not sixty."""
+    hosts = EtcdHosts(tmp_path)
+    cfg = hosts.cfg(3)
+    hosts.prepare(cfg, "etcd-1")
+    (hosts.home("etcd-1") / "data" / "member").mkdir(parents=True)  # "has data": the restart path
+    fake_etcd = tmp_path / "fake-bin"
+    fake_etcd.mkdir()
+    (fake_etcd / "etcd").write_text("#!/usr/bin/env bash\nexec sleep 600\n")
+    tries = tmp_path / "tries"
+    # Every health try hangs for 4 s, then fails; each one leaves a line in `tries`.
+    (fake_etcd / "etcdctl").write_text(f"#!/usr/bin/env bash\necho try >>{tries}; sleep 4; exit 1\n")
+    for tool in fake_etcd.iterdir():
+        tool.chmod(0o755)
+    env = {**hosts.env(cfg, "etcd-1"), "BIN_DIR": str(fake_etcd), "OTHER_ENDPOINTS": "", "HEALTHY_WITHIN": "6"}
+    try:
+        proc = subprocess.run(["bash", str(SCRIPTS / "etcd-start.sh")], env=env, capture_output=True, text=True,
+                              timeout=120)
+    finally:
+        hosts.stop_all()
+    assert proc.returncode != 0 and "did not become healthy within 6s" in proc.stderr
+    assert 1 <= len(tries.read_text().splitlines()) <= 2
