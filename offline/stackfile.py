@@ -135,7 +135,8 @@ def _parse(path: Path, text: str) -> Any:
         # Only the reason and the position: str(err) would quote the file's line.
         mark = err.problem_mark or err.context_mark
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
-        raise StackFileError(path, [f"{where}{err.problem or err.context} (YAML syntax)"]) from None
+        reason = ", ".join(part for part in (err.context, err.problem) if part)
+        raise StackFileError(path, [f"{where}{reason} (YAML)"]) from None
     except (yaml.YAMLError, RecursionError) as err:
         raise StackFileError(path, [f"not readable as YAML ({type(err).__name__})"]) from None
     finally:
