@@ -175,7 +175,7 @@ def _write(out: Path, plan: dict[str, Any], violations: list[dict[str, Any]],
     fresh = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
         (fresh / "plan.json").write_text(json.dumps(plan, indent=2, sort_keys=True) + "\n")
-        (fresh / "policy.json").write_text(json.dumps({"violations": violations}, indent=2, sort_keys=True) + "\n")
+        (fresh / "policy.json").write_text(json.dumps({"violations": violations}, indent=2) + "\n")
         written = artifacts.write(fresh / "artifacts", registrations, names)
         fresh.chmod(0o755)  # mkdtemp makes it 0700
         if out.exists():
