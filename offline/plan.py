@@ -31,14 +31,15 @@ from offline.stackfile import StackFile, StackFileError, read_stack_file, stack_
 from offline.wire import plain
 
 REPO = Path(__file__).resolve().parent.parent
-EXIT_OK, EXIT_POLICY, EXIT_CONFIG, EXIT_FAILED = 0, 1, 2, 3
+EXIT_OK, EXIT_POLICY, EXIT_CONFIG, EXIT_FAILED, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 EXIT_STATUSES = """exit status:
   0  planned; no mandatory policy violation
   1  planned, with a mandatory policy violation (see policy.json)
   2  the stack file cannot be read or its config is invalid (each line names the key
      path; secret values are never shown); nothing is written
   3  the plan could not run (a bug: the traceback is printed); nothing is written
-With 2 or 3 the output folder from an earlier run is removed, so no stale plan is left."""
+130  interrupted (Ctrl-C); nothing is written
+With 2, 3 or 130 the output folder of an earlier run is removed, so no stale plan is left."""
 # The files a plan folder holds: the only folder `--out` may replace.
 PLAN_FILES = {"plan.json", "policy.json", "artifacts"}
 
@@ -99,6 +100,10 @@ def main(argv: list[str] | None = None) -> int:
         print("error: the plan could not run (a bug, not a config problem)", file=sys.stderr)
         _discard(out)
         return EXIT_FAILED
+    except KeyboardInterrupt:
+        print("\ninterrupted", file=sys.stderr)
+        _discard(out)
+        return EXIT_INTERRUPTED
 
 
 def _plan(stack: StackFile, cfg: StackConfig, out: Path, verbose: bool) -> int:

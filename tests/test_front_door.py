@@ -205,6 +205,21 @@ def test_an_unreadable_stack_file_removes_the_earlier_plan_too(capsys, tmp_path,
     assert code == 2 and not out.exists(), output
 
 
+@pytest.mark.parametrize("where", ["run_program", "artifacts.write"])
+def test_a_crashing_plan_exits_3_and_leaves_nothing(capsys, monkeypatch, tmp_path, where):
+    def crash(*args, **kwargs):
+        raise RuntimeError("a bug in the program")
+
+    # While running the program, or half way through writing the new folder.
+    monkeypatch.setattr(plan.artifacts if where == "artifacts.write" else plan, where.split(".")[-1], crash)
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "plan.json").write_text("{}\n")
+    code, output = plan_in_process(capsys, REPO / "Pulumi.seoul-stage.yaml", out)
+    assert code == 3 and "a bug in the program" in output and not out.exists()
+    assert not list(tmp_path.glob(".out.*")), "a half-written folder was left"
+
+
 def test_out_that_holds_more_than_a_plan_is_never_removed(capsys, tmp_path):
     (tmp_path / "notes.txt").write_text("mine\n")
     code, output = plan_in_process(capsys, REPO / "Pulumi.seoul-stage.yaml", tmp_path)
