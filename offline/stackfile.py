@@ -137,7 +137,9 @@ def _parse(path: Path, text: str) -> Any:
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
         reason = ", ".join(part for part in (err.context, err.problem) if part)
         raise StackFileError(path, [f"{where}{reason} (YAML)"]) from None
-    except (yaml.YAMLError, RecursionError) as err:
+    except RecursionError:
+        raise StackFileError(path, ["nested too deeply to read"]) from None
+    except yaml.YAMLError as err:
         raise StackFileError(path, [f"not readable as YAML ({type(err).__name__})"]) from None
     finally:
         loader.dispose()
