@@ -1,7 +1,7 @@
 """seoul-cluster: composition only. Load the validated model, build the components, export."""
 
 import pulumi
-from pulumi.runtime.config import get_config, is_config_secret
+from pulumi.runtime.config import CONFIG, get_config, get_config_env, is_config_secret
 
 from components.backup import BackupVault
 from components.edge import EdgeLoadBalancer
@@ -10,7 +10,8 @@ from components.kubernetes import build_kubernetes
 from model import PROJECT, SECRET_KEYS, ConfigError, load_config
 
 try:
-    cfg = load_config(get_config)
+    # Every key the stack sets: CONFIG offline and under mocks, PULUMI_CONFIG under the CLI.
+    cfg = load_config(get_config, keys={*CONFIG.get(), *get_config_env()})
 except ConfigError as err:
     # A clean stop before anything is registered: nothing half-applied, no traceback.
     raise pulumi.RunError("invalid stack config:\n  " + "\n  ".join(err.lines)) from None

@@ -2,22 +2,40 @@
 
 from collections import Counter
 from collections.abc import Iterator
+from ipaddress import IPv4Address, IPv4Network, ip_address
 from itertools import combinations
 
 from model.schema import StackConfig
 
 Problem = tuple[str, str]
 
+# Ports that a role's daemons bind on every interface of a host, so sshd (ssh.port) and
+# HAProxy on the VIP (network.apiVipPort) cannot have them. Upstream:
+# https://kubernetes.io/docs/reference/networking/ports-and-protocols/
+BOUND_PORTS = {
+    "control-plane": {6443: "kube-apiserver", 10250: "the kubelet"},
+    "worker": {10250: "the kubelet"},
+    "ingress": {10250: "the kubelet", 80: "ingress-nginx", 443: "ingress-nginx"},
+    "etcd": {2379: "etcd (clients)", 2380: "etcd (peers)"},
+}
+
 
 def problems(cfg: StackConfig) -> list[Problem]:
+    """Every cross-key problem of `cfg`, as (key path, message naming the value) pairs."""
     return [
         *_unique_hosts(cfg),
         *_addresses_in_node_cidr(cfg),
+        *_usable_addresses(cfg),
+        *_distinct_addresses(cfg),
+        *_outside_cluster_ranges(cfg),
         *_cidrs_disjoint(cfg),
-        *_vips_free(cfg),
+        *_unique_entries(cfg),
         *_role_counts(cfg),
         *_storage_disks(cfg),
+        *_pools_placeable(cfg),
         *_bootstrap_hosts(cfg),
+        *_deploy_keeps_access(cfg),
+        *_ports_free(cfg),
     ]
 
 
@@ -39,6 +57,93 @@ def _addresses_in_node_cidr(cfg: StackConfig) -> Iterator[Problem]:
         yield "network.apiVip", f"{cfg.network.api_vip} is outside network.nodeCidr {cidr}"
 
 
+def _ntp_addresses(cfg: StackConfig) -> list[tuple[str, IPv4Address]]:
+    """NTP servers given as IPv4 addresses (names are resolved by chrony, not checked here)."""
+    found = []
+    for i, server in enumerate(cfg.network.ntp_servers):
+        try:
+            address = ip_address(server)
+        except ValueError:
+            continue
+        if isinstance(address, IPv4Address):
+            found.append((f"network.ntpServers[{i}]", address))
+    return found
+
+
+def _f5_management_address(cfg: StackConfig) -> list[tuple[str, IPv4Address]]:
+    try:
+        address = ip_address(cfg.f5.management.address)
+    except ValueError:
+        return []  # a DNS name
+    return [("f5.management.address", address)] if isinstance(address, IPv4Address) else []
+
+
+def _addresses(cfg: StackConfig) -> list[tuple[str, IPv4Address]]:
+    """Every single address the config names, as (key path, address), NTP servers excluded."""
+    return [
+        *((f"hosts[{i}].address", h.address) for i, h in enumerate(cfg.hosts)),
+        ("network.apiVip", cfg.network.api_vip),
+        *((f"network.torPeers[{i}].address", p.address) for i, p in enumerate(cfg.network.tor_peers)),
+        ("f5.virtualAddress", cfg.f5.virtual_address),
+        *_f5_management_address(cfg),
+    ]
+
+
+def _unusable(address: IPv4Address, node_cidr: IPv4Network) -> str | None:
+    """Why no machine can hold `address`, or None."""
+    if address.is_unspecified or address.is_loopback or address.is_multicast or address.is_link_local \
+            or address.is_reserved:
+        return "is not a unicast address a machine can hold"
+    # /31 and /32 have no network or broadcast address (RFC 3021).
+    if address in node_cidr and node_cidr.prefixlen <= 30:
+        if address == node_cidr.network_address:
+            return f"is the network address of network.nodeCidr {node_cidr}"
+        if address == node_cidr.broadcast_address:
+            return f"is the broadcast address of network.nodeCidr {node_cidr}"
+    return None
+
+
+def _usable_addresses(cfg: StackConfig) -> Iterator[Problem]:
+    for path, address in [*_addresses(cfg), *_ntp_addresses(cfg)]:
+        reason = _unusable(address, cfg.network.node_cidr)
+        if reason:
+            yield path, f"{address} {reason}"
+
+
+def _distinct_addresses(cfg: StackConfig) -> Iterator[Problem]:
+    # Hosts among themselves are _unique_hosts' job; everything else must differ from
+    # every host and from each other (VIPs, ToR peers, the F5's two addresses).
+    host_of = {h.address: h.name for h in reversed(cfg.hosts)}
+    first: dict[IPv4Address, str] = {}
+    for path, address in _addresses(cfg):
+        if path.startswith("hosts["):
+            continue
+        if address in host_of:
+            yield path, f"{address} is the address of host {host_of[address]}"
+        elif address in first:
+            yield path, f"{address} is also {first[address]}"
+        else:
+            first[address] = path
+    # An NTP server may be a ToR switch or a host, never a virtual address.
+    vips = {cfg.network.api_vip: "network.apiVip", cfg.f5.virtual_address: "f5.virtualAddress"}
+    for path, address in _ntp_addresses(cfg):
+        if address in vips:
+            yield path, f"{address} is {vips[address]}, a virtual address, not an NTP server"
+
+
+def _outside_cluster_ranges(cfg: StackConfig) -> Iterator[Problem]:
+    # Pod, Service and LoadBalancer addresses are routed inside the cluster: a machine
+    # the config names there would be unreachable. (Inside nodeCidr, _cidrs_disjoint speaks.)
+    net = cfg.network
+    ranges = {"podCidr": net.pod_cidr, "serviceCidr": net.service_cidr, "loadBalancerCidr": net.load_balancer_cidr}
+    for path, address in [*_addresses(cfg), *_ntp_addresses(cfg)]:
+        if address in net.node_cidr:
+            continue
+        for name, cidr in ranges.items():
+            if address in cidr:
+                yield path, f"{address} is inside network.{name} {cidr}"
+
+
 def _cidrs_disjoint(cfg: StackConfig) -> Iterator[Problem]:
     net = cfg.network
     named = {
@@ -52,11 +157,24 @@ def _cidrs_disjoint(cfg: StackConfig) -> Iterator[Problem]:
             yield f"network.{b}", f"{cidr_b} overlaps network.{a} {cidr_a}"
 
 
-def _vips_free(cfg: StackConfig) -> Iterator[Problem]:
-    by_address = {h.address: h.name for h in cfg.hosts}
-    for path, vip in (("network.apiVip", cfg.network.api_vip), ("f5.virtualAddress", cfg.f5.virtual_address)):
-        if vip in by_address:
-            yield path, f"{vip} is the address of host {by_address[vip]}"
+def _repeated(path: str, values: list[str], what: str) -> Iterator[Problem]:
+    """One problem for each entry of `values` that repeats an earlier one."""
+    first: dict[str, int] = {}
+    for i, value in enumerate(values):
+        if value in first:
+            yield f"{path}[{i}]{what}", f"{value} is listed again (first at {path}[{first[value]}])"
+        else:
+            first[value] = i
+
+
+def _unique_entries(cfg: StackConfig) -> Iterator[Problem]:
+    # Lists whose entries are identified by a name or address (hosts: _unique_hosts,
+    # disks: _storage_disks).
+    yield from _repeated("ceph.pools", [p.name for p in cfg.ceph.pools], ".name")
+    yield from _repeated("network.torPeers", [str(p.address) for p in cfg.network.tor_peers], ".address")
+    yield from _repeated("network.ntpServers", [s.lower() for s in cfg.network.ntp_servers], "")
+    for i, host in enumerate(cfg.hosts):
+        yield from _repeated(f"hosts[{i}].roles", list(host.roles), "")
 
 
 def _role_counts(cfg: StackConfig) -> Iterator[Problem]:
@@ -78,9 +196,49 @@ def _storage_disks(cfg: StackConfig) -> Iterator[Problem]:
                 yield f"hosts[{i}].disks", f"{dup} is listed {count} times"
 
 
+def _pools_placeable(cfg: StackConfig) -> Iterator[Problem]:
+    # Ceph's default CRUSH rule puts each replica (or EC chunk) on a different host: a
+    # pool needing more hosts than there are never becomes active+clean.
+    # https://docs.ceph.com/en/reef/rados/operations/pools/ (size), .../erasure-code/ (k+m)
+    storage = len(cfg.with_role("storage"))
+    for i, pool in enumerate(cfg.ceph.pools):
+        if pool.type == "replicated" and pool.size is not None and pool.size > storage:
+            yield (f"ceph.pools[{i}].size", f"{pool.size}: pool {pool.name} needs {pool.size} storage hosts "
+                   f"(one per replica), there {_are(storage)}")
+        if pool.type == "erasure" and pool.k is not None and pool.m is not None and pool.k + pool.m > storage:
+            yield (f"ceph.pools[{i}]", f"k={pool.k} m={pool.m}: pool {pool.name} needs {pool.k + pool.m} storage "
+                   f"hosts (one per chunk), there {_are(storage)}")
+
+
+def _are(count: int) -> str:
+    return f"is {count} storage host" if count == 1 else f"are {count} storage hosts"
+
+
 def _bootstrap_hosts(cfg: StackConfig) -> Iterator[Problem]:
     pinned = (("kubernetes.initNode", cfg.kubernetes.init_node, "control-plane"),
               ("etcd.caMember", cfg.etcd.ca_member, "etcd"))
     for path, name, role in pinned:
         if name is not None and name not in {h.name for h in cfg.with_role(role)}:
             yield path, f"{name} is not a host with the role {role}"
+
+
+def _deploy_keeps_access(cfg: StackConfig) -> Iterator[Problem]:
+    # Hardening rewrites sshd's config on the first `pulumi up`: the deploy's own login
+    # must survive it.
+    if cfg.ssh.user == "root" and not cfg.hardening.permit_root_login:
+        yield ("ssh.user", "root: hardening.permitRootLogin is false, so hardening sshd would lock the deploy "
+               "out of every host; deploy as a user with passwordless sudo")
+
+
+def _ports_free(cfg: StackConfig) -> Iterator[Problem]:
+    checked = (("ssh.port", cfg.ssh.port, cfg.hosts),
+               ("network.apiVipPort", cfg.network.api_vip_port, cfg.with_role("control-plane")))
+    for path, port, hosts in checked:
+        for role, bound in BOUND_PORTS.items():
+            users = [h.name for h in hosts if h.has(role)]
+            if port in bound and users:
+                yield path, f"{port} is taken by {bound[port]} on {role} hosts ({', '.join(users[:3])}" \
+                            f"{', ...' if len(users) > 3 else ''})"
+                break
+    if cfg.network.api_vip_port == cfg.ssh.port and cfg.with_role("control-plane"):
+        yield "network.apiVipPort", f"{cfg.network.api_vip_port} is ssh.port, which sshd holds on control planes"

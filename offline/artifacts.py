@@ -28,14 +28,15 @@ def host_files(registrations: list[Registration], names_by_address: dict[str, st
         match = _PUT_FILE.match(str(inputs.get("create", "")))
         if not match:
             continue
-        address = _connection_host(reg)
+        address = connection_host(reg)
         content = inputs.get("stdin", "")
         if content in (SECRET, UNKNOWN):
             content = f"{content} (content withheld by the offline plan)\n"
         yield names_by_address.get(address, address), match.group(1), content
 
 
-def _connection_host(reg: Registration) -> str:
+def connection_host(reg: Registration) -> str:
+    """The address a `command:remote:Command` connects to ("" when it has none)."""
     # The SDK lifts the private key's secrecy to the whole `connection` object;
     # only the host address is read from inside it.
     connection = json_format.MessageToDict(reg.inputs).get("connection", {})

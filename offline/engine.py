@@ -6,6 +6,7 @@ its inputs, so anything a provider would compute stays unknown, as in `pulumi pr
 
 import logging
 import runpy
+from collections.abc import Callable
 from pathlib import Path
 
 import pulumi
@@ -31,9 +32,11 @@ class PreviewMocks(mocks.Mocks):
 class RecordingMonitor(mocks.MockMonitor):
     """The SDK's mock monitor, keeping each RegisterResource request as the engine gets it."""
 
-    def __init__(self, mocks: mocks.Mocks | None = None) -> None:
+    def __init__(self, mocks: mocks.Mocks | None = None,
+                 on_register: Callable[[Registration], None] | None = None) -> None:
         super().__init__(mocks or PreviewMocks())
         self.registrations: list[Registration] = []
+        self.on_register = on_register  # progress hook (offline/plan.py), called once per request
 
     def RegisterResource(self, request):  # noqa: N802 - gRPC method name
         inputs = struct_pb2.Struct()
@@ -53,6 +56,8 @@ class RecordingMonitor(mocks.MockMonitor):
                 additional_secret_outputs=list(request.additionalSecretOutputs),
             )
         )
+        if self.on_register:
+            self.on_register(self.registrations[-1])
         return super().RegisterResource(request)
 
 
@@ -66,9 +71,13 @@ def _warning_logger() -> logging.Logger:
     return logger
 
 
-def run_program(program: Path, stack: StackFile) -> tuple[list[Registration], struct_pb2.Struct]:
-    """Run `program` against `stack`'s config; return the registrations and stack outputs."""
-    monitor = RecordingMonitor()
+def run_program(program: Path, stack: StackFile, on_register: Callable[[Registration], None] | None = None,
+                ) -> tuple[list[Registration], struct_pb2.Struct]:
+    """Run `program` against `stack`'s config; return the registrations and stack outputs.
+
+    `on_register`, if given, is called with each registration as it is recorded (progress).
+    """
+    monitor = RecordingMonitor(on_register=on_register)
     set_root_resource(None)  # a fresh Stack per run, even when one process plans twice
     mocks.set_mocks(monitor.mocks, project=PROJECT, stack=stack.stack, preview=True,
                     logger=_warning_logger(), monitor=monitor)

@@ -1,19 +1,24 @@
 """The offline plan: what `pulumi preview` would do, with no CLI, cloud or hardware.
 
-    python -m offline.plan --stack seoul-stage           # reads Pulumi.seoul-stage.yaml
-    python -m offline.plan --stack-file path/Pulumi.x.yaml --out build/x
+    .venv/bin/python -m offline.plan --stack seoul-stage      # reads Pulumi.seoul-stage.yaml
+    .venv/bin/python -m offline.plan --stack-file path/Pulumi.x.yaml --out build/x
 
-Exit status: 0 fine, 1 a mandatory policy violation, 2 invalid config.
+Writes plan.json, policy.json and artifacts/ into the output folder, byte-identical
+from run to run. A run that ends with status 2 or 3 leaves no output folder behind.
 """
 
 import argparse
 import json
 import shutil
 import sys
+import tempfile
+import threading
 import time
+import traceback
 from collections import Counter
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from model import PROJECT, ConfigError, StackConfig, load_config
 from offline import artifacts
@@ -21,60 +26,168 @@ from offline.engine import run_program
 from offline.graph import longest_chain, step_graph
 from offline.policy import analyze
 from offline.registry import Registration
-from offline.stackfile import StackFile, StackFileError, read_stack_file
+from offline.stackfile import StackFile, StackFileError, read_stack_file, stack_name
 from offline.wire import plain
 
 REPO = Path(__file__).resolve().parent.parent
-EXIT_OK, EXIT_POLICY, EXIT_CONFIG = 0, 1, 2
+EXIT_OK, EXIT_POLICY, EXIT_CONFIG, EXIT_FAILED, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+EXIT_STATUSES = """exit status:
+  0  planned; no mandatory policy violation
+  1  planned, with a mandatory policy violation (see policy.json)
+  2  the stack file cannot be read or its config is invalid (each line names the key
+     path; secret values are never shown); nothing is written
+  3  the plan could not run (a bug: the traceback is printed); nothing is written
+130  interrupted (Ctrl-C); nothing is written
+With 2, 3 or 130 the output folder of an earlier run is removed, so no stale plan is left."""
+# The files a plan folder holds: the only folder `--out` may replace.
+PLAN_FILES = {"plan.json", "policy.json", "artifacts"}
+
+
+class Progress:
+    """Counted steps on one self-overwriting stderr line, only when stderr is a terminal."""
+
+    def __init__(self, stream: TextIO = sys.stderr, interval: float = 0.1):
+        self.stream = stream
+        self.enabled = stream.isatty()
+        self.interval = interval
+        self._shown = 0.0
+        self._lock = threading.Lock()
+
+    def update(self, text: str, force: bool = False) -> None:
+        if not self.enabled:
+            return
+        now = time.monotonic()
+        with self._lock:
+            if force or now - self._shown >= self.interval:
+                self._shown = now
+                self.stream.write(f"\r\033[K{text}")
+                self.stream.flush()
+
+    def done(self) -> None:
+        if self.enabled:
+            self.stream.write("\r\033[K")
+            self.stream.flush()
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parse(argv)
-    path = args.stack_file or REPO / f"Pulumi.{args.stack}.yaml"
+    path: Path = args.stack_file or REPO / f"Pulumi.{args.stack}.yaml"
+    out: Path | None = args.out
+    if out is not None and out.exists() and not _is_plan_folder(out):
+        print(f"error: --out {_show(out)} holds more than a plan ({', '.join(sorted(PLAN_FILES))}) and would be "
+              "replaced: choose another folder", file=sys.stderr)
+        return EXIT_CONFIG
     try:
+        out = out or REPO / "build" / stack_name(path)
+        if args.stack and not path.exists():
+            raise StackFileError(path, [f"no such stack file; stacks here: {', '.join(existing_stacks()) or 'none'}"])
         stack = read_stack_file(path)
-        cfg = load_config(stack.lookup)
+        cfg = load_config(stack.lookup, stack.config)
     except (StackFileError, ConfigError) as err:
-        lines = err.lines if isinstance(err, ConfigError) else [str(err)]
-        print(f"error: invalid stack config in {path.name}:", file=sys.stderr)
-        for line in lines:
+        heading = "cannot read stack file" if isinstance(err, StackFileError) else "invalid stack config in"
+        print(f"error: {heading} {_show(path)}:", file=sys.stderr)
+        for line in err.lines:
             print(f"  {line}", file=sys.stderr)
+        _discard(out)
         return EXIT_CONFIG
 
-    out = args.out or REPO / "build" / stack.stack
+    try:
+        return _plan(stack, cfg, out, verbose=args.verbose)
+    except Exception:
+        traceback.print_exc()
+        print("error: the plan could not run (a bug, not a config problem)", file=sys.stderr)
+        _discard(out)
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        print("\ninterrupted", file=sys.stderr)
+        _discard(out)
+        return EXIT_INTERRUPTED
+
+
+def _plan(stack: StackFile, cfg: StackConfig, out: Path, verbose: bool) -> int:
     started = time.monotonic()
     print(f"Previewing {PROJECT}/{stack.stack} offline (environment {cfg.environment}) ...", flush=True)
-    registrations, outputs = run_program(REPO / "__main__.py", stack)
+    progress = Progress()
+    count = 0
+
+    def registered(_: Registration) -> None:
+        nonlocal count
+        count += 1
+        progress.update(f"running the program: {_n(count, 'resource')} registered")
+
+    registrations, outputs = run_program(REPO / "__main__.py", stack, on_register=registered)
+    progress.update(f"checking {_n(len(registrations), 'resource')} against the policy pack ...", force=True)
     violations = _policy(registrations, stack, cfg)
-
-    if out.exists():
-        shutil.rmtree(out)
-    out.mkdir(parents=True)
+    progress.update("writing plan.json, policy.json and artifacts ...", force=True)
     plan = plan_document(stack, registrations, plain(outputs))
-    (out / "plan.json").write_text(json.dumps(plan, indent=2, sort_keys=True) + "\n")
-    (out / "policy.json").write_text(json.dumps({"violations": violations}, indent=2) + "\n")
     names = {str(h.address): h.name for h in cfg.hosts}
-    written = artifacts.write(out / "artifacts", registrations, names)
+    written = _write(out, plan, violations, registrations, names)
+    progress.done()
 
-    print(tree(registrations, verbose=args.verbose))
-    _print_violations(violations)
+    print(tree(registrations, verbose=verbose))
+    print(violation_report(violations, registrations, names), end="")
     mandatory = sum(v["level"] == "mandatory" for v in violations)
-    chain = longest_chain(step_graph(plan["resources"]))
-    print(f"\nlongest dependency chain: {len(chain)} steps")
-    print(f"+ {len(registrations)} to create · {len(violations)} policy violations ({mandatory} mandatory)")
-    print(f"wrote {out.relative_to(REPO) if out.is_relative_to(REPO) else out}/: plan.json, policy.json, "
-          f"{written} artifacts ({time.monotonic() - started:.1f}s)")
+    print("\n" + chain_line(plan["resources"]))
+    print(f"+ {len(registrations)} to create · {_n(len(violations), 'policy violation')} ({mandatory} mandatory)")
+    print(f"wrote {_show(out)}/: plan.json, policy.json, {_n(written, 'artifact')} "
+          f"({time.monotonic() - started:.1f}s)")
     return EXIT_POLICY if mandatory else EXIT_OK
 
 
 def _parse(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m offline.plan", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m offline.plan", description=__doc__.split("\n")[0],
+                                     epilog=EXIT_STATUSES, formatter_class=argparse.RawDescriptionHelpFormatter)
     which = parser.add_mutually_exclusive_group(required=True)
     which.add_argument("--stack", help="stack name: reads Pulumi.<stack>.yaml beside Pulumi.yaml")
     which.add_argument("--stack-file", type=Path, help="any Pulumi.<stack>.yaml file")
-    parser.add_argument("--out", type=Path, help="output folder (default build/<stack>)")
+    parser.add_argument("--out", type=Path, help="output folder (default build/<stack>), replaced on every run")
     parser.add_argument("--verbose", action="store_true", help="list every resource, not only components")
     return parser.parse_args(argv)
+
+
+def existing_stacks(folder: Path = REPO) -> list[str]:
+    """Names of the stacks whose Pulumi.<stack>.yaml sits in `folder`, sorted."""
+    return sorted(p.name.removeprefix("Pulumi.").removesuffix(".yaml") for p in folder.glob("Pulumi.*.yaml"))
+
+
+def _show(path: Path) -> str:
+    path = path.absolute()
+    return str(path.relative_to(Path.cwd())) if path.is_relative_to(Path.cwd()) else str(path)
+
+
+def _n(count: int, noun: str) -> str:
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
+
+
+def _is_plan_folder(out: Path) -> bool:
+    # Only such a folder is ever replaced or removed: `--out .` must not delete a checkout.
+    return out.is_dir() and {p.name for p in out.iterdir()} <= PLAN_FILES
+
+
+def _discard(out: Path | None) -> None:
+    """Remove the plan an earlier run left in `out`: it no longer matches the stack file."""
+    if out is not None and out.exists() and _is_plan_folder(out):
+        shutil.rmtree(out)
+        print(f"removed the earlier plan in {_show(out)}/ (it would be stale)", file=sys.stderr)
+
+
+def _write(out: Path, plan: dict[str, Any], violations: list[dict[str, Any]],
+           registrations: list[Registration], names: dict[str, str]) -> int:
+    """Write the plan folder beside `out`, then swap it in: `out` is never half written."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fresh = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        (fresh / "plan.json").write_text(json.dumps(plan, indent=2, sort_keys=True) + "\n")
+        (fresh / "policy.json").write_text(json.dumps({"violations": violations}, indent=2) + "\n")
+        written = artifacts.write(fresh / "artifacts", registrations, names)
+        fresh.chmod(0o755)  # mkdtemp makes it 0700
+        if out.exists():
+            shutil.rmtree(out)
+        fresh.rename(out)
+    finally:
+        if fresh.exists():
+            shutil.rmtree(fresh)
+    return written
 
 
 def _policy(registrations: list[Registration], stack: StackFile, cfg: StackConfig) -> list[dict[str, Any]]:
@@ -84,6 +197,7 @@ def _policy(registrations: list[Registration], stack: StackFile, cfg: StackConfi
 
 
 def plan_document(stack: StackFile, registrations: list[Registration], outputs: dict[str, Any]) -> dict[str, Any]:
+    """plan.json's content; every list whose order carries no meaning is sorted, so runs compare byte for byte."""
     return {
         "project": PROJECT,
         "stack": stack.stack,
@@ -95,8 +209,9 @@ def plan_document(stack: StackFile, registrations: list[Registration], outputs: 
                 "parent": r.parent,
                 "custom": r.custom,
                 "protect": r.protect,
-                "dependencies": r.dependencies,
-                "propertyDependencies": r.property_dependencies,
+                # The SDK gathers dependencies in sets: their order differs between runs.
+                "dependencies": sorted(r.dependencies),
+                "propertyDependencies": {k: sorted(v) for k, v in r.property_dependencies.items()},
                 "inputs": plain(r.inputs),
             }
             # Registration order varies with scheduling; URN order keeps diffs of plans readable.
@@ -131,12 +246,56 @@ def tree(registrations: list[Registration], verbose: bool = False) -> str:
     return "\n".join(lines)
 
 
-def _print_violations(violations: list[dict[str, Any]]) -> None:
+def concerns(registration: Registration | None, names_by_address: dict[str, str]) -> str:
+    """What a violation is about: the host a command runs on, else the resource's name."""
+    if registration is None:
+        return "the stack"
+    if registration.type == "command:remote:Command":
+        address = artifacts.connection_host(registration)
+        return names_by_address.get(address, address or registration.name)
+    return registration.name
+
+
+def _listing(items: Iterable[str], limit: int = 12) -> str:
+    items = list(dict.fromkeys(items))
+    shown = ", ".join(items[:limit])
+    return shown + (f", and {len(items) - limit} more" if len(items) > limit else "")
+
+
+def violation_report(violations: list[dict[str, Any]], registrations: list[Registration],
+                     names_by_address: dict[str, str]) -> str:
+    """One entry per policy: its level, the hosts (or resources) it concerns, its message(s).
+
+    Empty when there is no violation. Every violation is in policy.json, with its URN.
+    """
     if not violations:
-        return
-    print("\nPolicy violations:")
+        return ""
+    by_urn = {r.urn: r for r in registrations}
+    grouped: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for v in violations:
-        print(f"  [{v['level']}] {v['policy']}: {v['message']}\n      {v['urn']}")
+        grouped.setdefault((v["policy"], v["level"]), []).append(v)
+    lines = [f"\nPolicy violations ({_n(len(grouped), 'policy')}, {len(violations)} in all; each one in policy.json):"]
+    for (policy, level), found in sorted(grouped.items(), key=lambda item: (item[0][1] != "mandatory", item[0])):
+        about = sorted({concerns(by_urn.get(v["urn"]), names_by_address) for v in found})
+        hosts = [a for a in about if a in names_by_address.values()]
+        noun = _n(len(about), "host") if len(hosts) == len(about) else _n(len(about), "resource")
+        lines.append(f"  [{level}] {policy}: {noun}: {_listing(about)}")
+        for message in dict.fromkeys(v["message"] for v in found):
+            lines.append("      " + message.strip().replace("\n", "\n      "))
+    return "\n".join(lines) + "\n"
+
+
+def chain_line(resources: list[dict[str, Any]]) -> str:
+    """The longest chain of steps that must run one after another, with its two ends."""
+    graph = {urn: sorted(waits) for urn, waits in sorted(step_graph(resources).items())}
+    chain = longest_chain(graph)
+    if not chain:
+        return "longest dependency chain: no steps"
+    name = {r["urn"]: r["name"] for r in resources}
+    ends = f"from {name[chain[0]]} to {name[chain[-1]]}" if len(chain) > 1 else f"{name[chain[0]]}"
+    return (f"longest dependency chain: {_n(len(chain), 'step')}, {ends} "
+            "(a step is one resource that does work: a command on a host, an F5 or AWS object; "
+            "each waits for the one before)")
 
 
 if __name__ == "__main__":

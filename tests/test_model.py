@@ -12,7 +12,8 @@ from tests.stacks import Config, key, stack_config
 
 
 def load(config: Config):
-    return load_config(stack_from_config("test", config).lookup)
+    stack = stack_from_config("test", config)
+    return load_config(stack.lookup, stack.config)
 
 
 def changed(change: Callable[[Config], None], stack: str = "seoul-prod") -> Config:
@@ -81,6 +82,69 @@ INVALID: dict[str, tuple[Callable[[Config], None], str]] = {
     "BGP AS zero": (lambda c: network(c)["torPeers"][0].update(asNumber=0), "network.torPeers[0].asNumber: 0"),
 }
 
+# Issue 8, items 5-8: cross-key rules. Each numbered input first, then more of its kind.
+INVALID_CROSS_KEY: dict[str, tuple[Callable[[Config], None], str]] = {
+    # 5. every address usable and distinct, ranges disjoint
+    "host at the node network's own address": (lambda c: hosts(c)[4].update(address="10.0.0.0"),
+                                               "hosts[4].address: 10.0.0.0 is the network address of "
+                                               "network.nodeCidr 10.0.0.0/16"),
+    "ToR peer at a host's address": (lambda c: network(c)["torPeers"][1].update(address="10.0.1.21"),
+                                     "network.torPeers[1].address: 10.0.1.21 is the address of host cp-1"),
+    "F5 virtual address equal to the API VIP": (lambda c: c[key("f5")].update(virtualAddress="10.0.1.10"),
+                                                "f5.virtualAddress: 10.0.1.10 is also network.apiVip"),
+    "host at the broadcast address": (lambda c: hosts(c)[2].update(address="10.0.255.255"),
+                                      "hosts[2].address: 10.0.255.255 is the broadcast address"),
+    "API VIP at the network address": (lambda c: network(c).update(apiVip="10.0.0.0"),
+                                       "network.apiVip: 10.0.0.0 is the network address"),
+    "ToR peer on loopback": (lambda c: network(c)["torPeers"][0].update(address="127.0.0.1"),
+                             "network.torPeers[0].address: 127.0.0.1 is not a unicast address"),
+    "F5 management at a host's address": (lambda c: c[key("f5")]["management"].update(address="10.0.1.31"),
+                                           "f5.management.address: 10.0.1.31 is the address of host etcd-1"),
+    "F5 virtual address inside the LoadBalancer range": (
+        lambda c: c[key("f5")].update(virtualAddress="10.10.0.7"),
+        "f5.virtualAddress: 10.10.0.7 is inside network.loadBalancerCidr 10.10.0.0/24"),
+    "NTP server given as a multicast address": (lambda c: network(c).update(ntpServers=["224.0.0.1"]),
+                                                "network.ntpServers[0]: 224.0.0.1 is not a unicast address"),
+    "NTP server at the API VIP": (lambda c: network(c).update(ntpServers=["10.0.1.10"]),
+                                  "network.ntpServers[0]: 10.0.1.10 is network.apiVip, a virtual address"),
+    "NTP server inside the service range": (lambda c: network(c).update(ntpServers=["10.96.0.10"]),
+                                            "network.ntpServers[0]: 10.96.0.10 is inside network.serviceCidr"),
+    "LoadBalancer range overlapping the node network": (
+        lambda c: network(c).update(loadBalancerCidr="10.0.200.0/24"),
+        "network.loadBalancerCidr: 10.0.200.0/24 overlaps network.nodeCidr"),
+    # 6. unique entries in lists keyed by a name or address
+    "two Ceph pools named rbd": (lambda c: pools(c)[2].update(name="rbd"),
+                                 "ceph.pools[2].name: rbd is listed again (first at ceph.pools[0])"),
+    "two ToR peers at one address": (lambda c: network(c)["torPeers"][1].update(address="10.0.1.1"),
+                                     "network.torPeers[1].address: 10.0.1.1 is listed again"),
+    "an NTP server listed twice": (lambda c: network(c).update(ntpServers=["ntp1.example", "NTP1.example"]),
+                                   "network.ntpServers[1]: ntp1.example is listed again"),
+    "a role listed twice": (lambda c: hosts(c)[0].update(roles=["control-plane", "control-plane"]),
+                            "hosts[0].roles[1]: control-plane is listed again"),
+    # 7. pools that cannot be placed (one replica or chunk per storage host)
+    "replicated pool of size 7 on 6 storage hosts": (lambda c: pools(c)[0].update(size=7),
+                                                     "ceph.pools[0].size: 7: pool rbd needs 7 storage hosts "
+                                                     "(one per replica), there are 6 storage hosts"),
+    "EC pool k=4 m=3 on 6 storage hosts": (lambda c: pools(c)[1].update(k=4, m=3),
+                                           "ceph.pools[1]: k=4 m=3: pool logs-data needs 7 storage hosts"),
+    "pools with 2 storage hosts left": (
+        lambda c: c.update({key("hosts"): [h for h in hosts(c) if h["name"] not in ("osd-3", "osd-4", "osd-5",
+                                                                                     "osd-6")]}),
+        "ceph.pools[0].size: 3: pool rbd needs 3 storage hosts (one per replica), there are 2 storage hosts"),
+    # 8. a deploy that locks itself out or takes a port its own daemons need
+    "root deploy with root login off": (lambda c: c[key("ssh")].update(user="root"),
+                                        "ssh.user: root: hardening.permitRootLogin is false"),
+    "root deploy with hardening left to its defaults": (
+        lambda c: (c[key("ssh")].update(user="root"), c.pop(key("hardening"))),
+        "ssh.user: root: hardening.permitRootLogin is false"),
+    "SSH on the kube-apiserver port": (lambda c: c[key("ssh")].update(port=6443),
+                                       "ssh.port: 6443 is taken by kube-apiserver on control-plane hosts"),
+    "API VIP port on the kube-apiserver port": (lambda c: network(c).update(apiVipPort=6443),
+                                                "network.apiVipPort: 6443 is taken by kube-apiserver"),
+    "API VIP port equal to the SSH port": (lambda c: network(c).update(apiVipPort=22),
+                                           "network.apiVipPort: 22 is ssh.port"),
+}
+
 
 @pytest.mark.parametrize("stack", ["seoul-prod", "seoul-stage"])
 def test_shipped_stacks_are_valid(stack):
@@ -100,9 +164,9 @@ def test_prod_mirrors_the_site():
     assert (str(cfg.f5.virtual_address), cfg.f5.port) == ("203.0.113.1", 443)
 
 
-@pytest.mark.parametrize("case", INVALID, ids=list(INVALID))
+@pytest.mark.parametrize("case", [*INVALID, *INVALID_CROSS_KEY], ids=[*INVALID, *INVALID_CROSS_KEY])
 def test_invalid_config_names_the_key_and_value(case):
-    change, expected = INVALID[case]
+    change, expected = {**INVALID, **INVALID_CROSS_KEY}[case]
     with pytest.raises(ConfigError) as err:
         load(changed(change))
     assert any(expected in line for line in err.value.lines), err.value.lines
@@ -126,6 +190,83 @@ def test_private_key_never_in_an_error_message():
         load_config(StackFile("test", raw, []).lookup)
     assert "ssh.user" in str(err.value)
     assert "BEGIN" not in str(err.value)
+
+
+def test_root_deploy_allowed_when_root_login_stays_on():
+    def root_with_root_login(c: Config) -> None:
+        c[key("ssh")].update(user="root")
+        c[key("hardening")].update(permitRootLogin=True)
+
+    assert load(changed(root_with_root_login)).ssh.user == "root"
+
+
+def test_addresses_on_a_31_are_usable():
+    # RFC 3021: a /31 has no network or broadcast address.
+    def tiny(c: Config) -> None:
+        network(c).update(nodeCidr="10.0.1.20/31", apiVip="10.0.1.21")
+        c.update({key("hosts"): [h for h in hosts(c) if h["name"] == "cp-1"]})
+
+    with pytest.raises(ConfigError) as err:
+        load(changed(tiny))
+    assert not any("network address" in line or "broadcast" in line for line in err.value.lines)
+
+
+SECRET = "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAABG5vbmU=\n-----END OPENSSH PRIVATE KEY-----\n"
+NEEDLE = "b3BlbnNzaC1rZXktdjEAAAAABG5vbmU"
+
+# Issue 8, item 1: secrets under keys the model does not know, or in values of the wrong shape.
+SECRET_LEAKS: dict[str, Callable[[Config], None]] = {
+    "ssh.privatekey (lower-case k)": lambda c: c[key("ssh")].update(privatekey=SECRET),
+    "unknown top-level key": lambda c: c.update({key("deployKey"): SECRET}),
+    "unknown key under f5.management": lambda c: c[key("f5")]["management"].update(passwd=NEEDLE),
+    "the whole ssh block as a string": lambda c: c.update({key("ssh"): SECRET}),
+    "a key pasted as the user": lambda c: c[key("ssh")].update(user=SECRET),
+    "a token in an unknown host field": lambda c: hosts(c)[0].update(token=NEEDLE),
+}
+
+
+@pytest.mark.parametrize("case", SECRET_LEAKS, ids=list(SECRET_LEAKS))
+def test_no_error_quotes_a_secret(case):
+    with pytest.raises(ConfigError) as err:
+        load(changed(SECRET_LEAKS[case]))
+    assert NEEDLE not in str(err.value) and "BEGIN" not in str(err.value), err.value.lines
+
+
+def test_unknown_keys_are_named_with_a_suggestion():
+    with pytest.raises(ConfigError) as err:
+        load(changed(SECRET_LEAKS["ssh.privatekey (lower-case k)"]))
+    assert "ssh.privatekey: unknown key (value not shown); did you mean privateKey?" in err.value.lines
+
+
+# Issue 8, item 4: keys of the project's namespace that the model does not know.
+UNKNOWN_KEYS: dict[str, tuple[Callable[[Config], None], str]] = {
+    "hardenning": (lambda c: c.update({key("hardenning"): {"permitRootLogin": True}}),
+                   "seoul-cluster:hardenning: unknown key (value not shown); did you mean seoul-cluster:hardening?"),
+    "a scalar key": (lambda c: c.update({key("enviroment"): "prod"}), "seoul-cluster:enviroment: unknown key"),
+    "a misspelled namespace": (lambda c: c.update({"seoul-clustr:network": {}}),
+                               "seoul-clustr:network: unknown namespace 'seoul-clustr'"),
+}
+
+
+@pytest.mark.parametrize("case", UNKNOWN_KEYS, ids=list(UNKNOWN_KEYS))
+def test_unknown_keys_in_the_namespace_are_refused(case):
+    change, expected = UNKNOWN_KEYS[case]
+    with pytest.raises(ConfigError) as err:
+        load(changed(change))
+    assert any(expected in line for line in err.value.lines), err.value.lines
+
+
+def test_other_namespaces_are_left_to_their_providers():
+    cfg = load(changed(lambda c: c.update({"aws:profile": "seoul", "kubernetes:context": "x"})))
+    assert cfg.environment == "prod"
+
+
+def test_a_value_that_is_not_json_is_refused_not_raised():
+    stack = stack_from_config("test", stack_config("seoul-prod"))
+    config = {**stack.config, key("network"): "{not json"}
+    with pytest.raises(ConfigError) as err:
+        load_config(StackFile("test", config, []).lookup, config)
+    assert any(line.startswith("network: not valid JSON") for line in err.value.lines), err.value.lines
 
 
 def test_kubernetes_minor_derives_the_repository():
