@@ -11,9 +11,10 @@ TEST_TOOLS := openssh-server shellcheck haproxy keepalived etcd-server etcd-clie
 
 .PHONY: plan test test-tools bench lint clean
 
-$(STAMP): requirements.txt
+$(STAMP): requirements.txt pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps -e .
 	@touch $@
 
 plan: $(STAMP)
