@@ -325,6 +325,36 @@ def page(plan: dict[str, Any], policy: dict[str, Any] | None, diff: dict[str, An
 """
 
 
+def markdown(plan: dict[str, Any], policy: dict[str, Any] | None, diff: dict[str, Any] | None) -> str:
+    """A short Markdown summary for a pull-request comment or a job summary: verdict, counts,
+    the diff's summary and the hosts it touches (the full page is the report artifact)."""
+    violations = (policy or {}).get("violations", [])
+    mandatory = sum(v.get("level") == "mandatory" for v in violations)
+    if policy is None:
+        verdict = "no policy result"
+    elif mandatory:
+        verdict = f"**blocked**: {mandatory} mandatory violation(s)"
+    else:
+        verdict = f"allowed ({len(violations)} advisory violation(s))" if violations else "allowed"
+    env = (plan.get("outputs") or {}).get("environment", "")
+    lines = [f"#### `{plan['stack']}` ({env}): policy {verdict} · {len(plan['resources'])} resources"]
+    for v in violations[:10]:
+        lines.append(f"- {v.get('level')} `{v.get('policy')}`: {v.get('message')}")
+    if diff is not None:
+        s = diff["summary"]
+        counts = " · ".join(f"{SYMBOL[op]} {s[op]} to {op}" for op in OPS_CLASS if s[op]) or "no changes"
+        lines.append(f"\nAgainst `{diff['base']['ref']}` ({diff['base']['commit'][:12]}): {counts} · {s['same']} unchanged")
+        by_host = Counter((step["host"], step["op"]) for step in diff["steps"])
+        hosts = sorted({h for h, _ in by_host})
+        if hosts:
+            lines += ["", "| host | " + " | ".join(OPS_CLASS) + " |", "|---" * (len(OPS_CLASS) + 1) + "|"]
+            for host in hosts[:30]:
+                lines.append(f"| {host} | " + " | ".join(str(by_host[(host, op)] or "") for op in OPS_CLASS) + " |")
+            if len(hosts) > 30:
+                lines.append(f"\n... and {len(hosts) - 30} more hosts (see report.html)")
+    return "\n".join(lines) + "\n"
+
+
 def write(out: Path, stack_file: Path) -> Path:
     """Write `out/report.html` from the plan files in `out` and the stack file; returns its path.
 
@@ -345,10 +375,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--stack", required=True, help="stack name (reads Pulumi.<stack>.yaml, build/<stack>/)")
     parser.add_argument("--stack-file", type=Path, help="stack file (default Pulumi.<stack>.yaml)")
     parser.add_argument("--out", type=Path, help="plan folder (default build/<stack>)")
+    parser.add_argument("--markdown", type=Path, help="also write a short Markdown summary here (PR comment)")
     args = parser.parse_args(argv)
     out = args.out or REPO / "build" / args.stack
     try:
         path = write(out, args.stack_file or REPO / f"Pulumi.{args.stack}.yaml")
+        if args.markdown:
+            args.markdown.write_text(markdown(load(out, "plan.json"), load(out, "policy.json"), load(out, "diff.json")))
     except (OSError, yaml.YAMLError, json.JSONDecodeError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
