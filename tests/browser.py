@@ -123,7 +123,8 @@ def _drive(pipe: _Pipe, page: Path, width: int, height: int) -> PageVisit:
     for event in pipe.events:
         method, params = event.get("method"), event.get("params", {})
         if method == "Runtime.exceptionThrown":
-            result.errors.append(params["exceptionDetails"].get("text", "exception"))
+            details = params["exceptionDetails"]
+            result.errors.append(f"{details.get('text', '')} {details.get('exception', {}).get('description', '')}")
         elif method == "Runtime.consoleAPICalled" and params.get("type") in ("error", "assert"):
             result.errors.append(" ".join(str(a.get("value", a.get("description", ""))) for a in params["args"]))
         elif method == "Log.entryAdded" and params["entry"].get("level") == "error":
