@@ -92,8 +92,9 @@ def _subnets(hosts: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
     return dict(sorted(groups.items(), key=lambda kv: ipaddress.ip_network(kv[0])))
 
 
-def svg(topo: Topology) -> str:
-    """The topology as inline SVG: a column per /24 subnet, buses from the edge boxes to hosts."""
+def svg(topo: Topology, changes: dict[str, Counter[str]] | None = None) -> str:
+    """The topology as inline SVG: a column per /24 subnet, buses from the edge boxes to hosts;
+    `changes` (host name -> steps per op, from the diff) marks the hosts a change touches."""
     subnets = _subnets(topo.hosts)
     width = max(4 * COL_W, len(subnets) * COL_W) + 20
     rows = max((min(len(h), HOSTS_SHOWN_PER_SUBNET + 1) for h in subnets.values()), default=1)
@@ -109,7 +110,7 @@ def svg(topo: Topology) -> str:
         shown = hosts if len(hosts) <= HOSTS_SHOWN_PER_SUBNET + 1 else hosts[:HOSTS_SHOWN_PER_SUBNET]
         for row, host in enumerate(shown):
             y = RACK_Y + 34 + row * (HOST_H + HOST_GAP)
-            parts.append(_host_box(host, x + 44, y))
+            parts.append(_host_box(host, x + 44, y, (changes or {}).get(host["name"])))
             pos[host["address"]] = (x + 44, y + HOST_H / 2)
         if len(shown) < len(hosts):
             y = RACK_Y + 34 + len(shown) * (HOST_H + HOST_GAP) + 18
@@ -167,7 +168,7 @@ def _short(name: str) -> str:
     return name.rsplit("/", 1)[-1]
 
 
-def _host_box(host: dict[str, Any], x: float, y: float) -> str:
+def _host_box(host: dict[str, Any], x: float, y: float, changes: Counter[str] | None = None) -> str:
     roles = host["roles"]
     main = next((r for r in ("control-plane", "etcd", "storage", "ingress", "worker") if r in roles), "worker")
     fill, ink = ROLE_COLOURS.get(main, ("#eeeeee", "#333333"))
@@ -176,7 +177,10 @@ def _host_box(host: dict[str, Any], x: float, y: float) -> str:
     sub = "/".join(roles) + disks
     return (f'<g class="host"><rect x="{x}" y="{y}" width="{COL_W - 74}" height="{HOST_H}" rx="4" '
             f'fill="{fill}" stroke="{ink}"/><text x="{x + 6}" y="{y + 13}" fill="{ink}" class="host-name">'
-            f'{escape(label)}</text><text x="{x + 6}" y="{y + 25}" class="host-roles">{escape(sub)}</text></g>')
+            f'{escape(label)}</text><text x="{x + 6}" y="{y + 25}" class="host-roles">{escape(sub)}</text>'
+            + (f'<text x="{x + COL_W - 80}" y="{y + 13}" text-anchor="end" class="host-changes">'
+               f'{escape(" ".join(f"{SYMBOL[op]}{n}" for op, n in sorted(changes.items())))}</text>' if changes else "")
+            + "</g>")
 
 
 def component_tree(plan: dict[str, Any], diff: dict[str, Any] | None) -> str:
@@ -291,7 +295,7 @@ details{margin-left:18px}details>summary{cursor:pointer;margin:2px 0}.leaves{mar
 font-size:12px}
 .topology{overflow-x:auto;border:1px solid #d0d7de;border-radius:8px;padding:8px}
 svg text{font:12px system-ui,sans-serif;fill:#1b1f24}svg .title{font-weight:600}
-svg .host-name{font-weight:600;font-size:11.5px}svg .host-roles{font-size:10.5px;fill:#57606a}
+svg .host-name{font-weight:600;font-size:11.5px}svg .host-changes{font:600 11px ui-monospace,monospace;fill:#a40e26}svg .host-roles{font-size:10.5px;fill:#57606a}
 svg .rack{fill:#f6f8fa;stroke:#8c959f;stroke-dasharray:4 3}svg .rack-label{font-weight:600;fill:#57606a}
 svg .edge-box rect{fill:#fff;stroke:#57606a}svg .f5 rect{stroke:#c2410c}svg .vip rect{stroke:#1d4f91}
 svg .bgp rect{stroke:#6e7781}svg .s3 rect{stroke:#0f5e5e}svg .more{fill:#57606a;font-style:italic}
@@ -304,6 +308,9 @@ def page(plan: dict[str, Any], policy: dict[str, Any] | None, diff: dict[str, An
          stack_config: dict[str, Any]) -> str:
     """The whole report as one HTML string (inline CSS and SVG, no script, nothing fetched)."""
     topo = topology(plan, stack_config)
+    changes: dict[str, Counter[str]] = {}
+    for step in (diff or {}).get("steps", []):
+        changes.setdefault(step["host"], Counter())[step["op"]] += 1
     counts = Counter(r["type"] for r in plan["resources"])
     roles = Counter(role for h in topo.hosts for role in h["roles"])
     role_text = ", ".join(f"{n} {r}" for r, n in roles.most_common())
@@ -317,7 +324,7 @@ def page(plan: dict[str, Any], policy: dict[str, Any] | None, diff: dict[str, An
 <p class="meta">{len(plan["resources"])} resources ({counts.get("command:remote:Command", 0)} remote commands) ·
 {len(topo.hosts)} hosts: {escape(role_text)}</p>
 <h2>Policy verdict</h2>{policy_section(policy)}
-<h2>Topology</h2><div class="topology">{svg(topo)}</div>
+<h2>Topology</h2><div class="topology">{svg(topo, changes)}</div>
 <h2>Changes</h2>{diff_section(diff)}
 <h2>Capacity</h2>{capacity_section(plan)}
 <h2>Components</h2>{component_tree(plan, diff)}
