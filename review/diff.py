@@ -30,7 +30,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from review.plans import CLUSTER_WIDE, REPO, Resource, by_urn, component_of, host_names, host_of, load, run_plan
+from review.plans import CLUSTER_WIDE, REPO, by_urn, component_of, host_names, host_of, load, run_plan
 
 EXIT_SAME, EXIT_ERROR, EXIT_CHANGES = 0, 2, 3
 SECRET, UNKNOWN = "[secret]", "[unknown]"

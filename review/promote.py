@@ -35,7 +35,8 @@ from review.plans import REPO, load, run_plan, type_counts
 EXIT_OK, EXIT_REFUSED, EXIT_ERROR = 0, 1, 2
 PROJECT = "seoul-cluster"
 # An image reference with a registry host (a dot in its first part), a path and a tag or digest.
-IMAGE = re.compile(r"\b((?:[a-z0-9-]+\.)+[a-z0-9-]+(?::\d+)?(?:/[a-z0-9._-]+)+)(?::([A-Za-z0-9._-]+)|@(sha256:[a-f0-9]{64}))")
+IMAGE = re.compile(r"\b((?:[a-z0-9-]+\.)+[a-z0-9-]+(?::\d+)?(?:/[a-z0-9._-]+)+)"
+                   r"(?::([A-Za-z0-9._-]+)|@(sha256:[a-f0-9]{64}))")
 HELM_TYPES = ("kubernetes:helm.sh/v3:Release", "kubernetes:helm.sh/v4:Chart")
 
 

@@ -295,7 +295,8 @@ details{margin-left:18px}details>summary{cursor:pointer;margin:2px 0}.leaves{mar
 font-size:12px}
 .topology{overflow-x:auto;border:1px solid #d0d7de;border-radius:8px;padding:8px}
 svg text{font:12px system-ui,sans-serif;fill:#1b1f24}svg .title{font-weight:600}
-svg .host-name{font-weight:600;font-size:11.5px}svg .host-changes{font:600 11px ui-monospace,monospace;fill:#a40e26}svg .host-roles{font-size:10.5px;fill:#57606a}
+svg .host-name{font-weight:600;font-size:11.5px}svg .host-changes{font:600 11px ui-monospace,monospace;fill:#a40e26}
+svg .host-roles{font-size:10.5px;fill:#57606a}
 svg .rack{fill:#f6f8fa;stroke:#8c959f;stroke-dasharray:4 3}svg .rack-label{font-weight:600;fill:#57606a}
 svg .edge-box rect{fill:#fff;stroke:#57606a}svg .f5 rect{stroke:#c2410c}svg .vip rect{stroke:#1d4f91}
 svg .bgp rect{stroke:#6e7781}svg .s3 rect{stroke:#0f5e5e}svg .more{fill:#57606a;font-style:italic}
@@ -350,7 +351,8 @@ def markdown(plan: dict[str, Any], policy: dict[str, Any] | None, diff: dict[str
     if diff is not None:
         s = diff["summary"]
         counts = " · ".join(f"{SYMBOL[op]} {s[op]} to {op}" for op in OPS_CLASS if s[op]) or "no changes"
-        lines.append(f"\nAgainst `{diff['base']['ref']}` ({diff['base']['commit'][:12]}): {counts} · {s['same']} unchanged")
+        base = f"`{diff['base']['ref']}` ({diff['base']['commit'][:12]})"
+        lines.append(f"\nAgainst {base}: {counts} · {s['same']} unchanged")
         by_host = Counter((step["host"], step["op"]) for step in diff["steps"])
         hosts = sorted({h for h, _ in by_host})
         if hosts:
