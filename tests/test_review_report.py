@@ -35,7 +35,7 @@ def test_page_shows_topology_policy_diff_and_tree(prod):
                  "10.0.1.1 AS65001", "subnet 10.0.2.0/24", "8 disks (Ceph OSD)", "pool app_servers · 3 members"):
         assert text in svg, text
     marked = svg.index('class="host-changes">+31<')  # the diff marks the host it touches
-    assert svg.rindex("worker-6 10.0.1.46", 0, marked) > svg.rindex("worker-5", 0, marked)
+    assert svg.rindex("worker-6  10.0.1.46", 0, marked) > svg.rindex("worker-5", 0, marked)
     assert "Allowed: no policy violations" in html
     assert "worker-6-packages" in html and "to create" in html
     assert "seoul:etcd:EtcdCluster" in html
