@@ -7,17 +7,31 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
 # Debian packages whose real binaries the tests run (config checkers and daemons).
-TEST_TOOLS := openssh-server shellcheck haproxy keepalived etcd-server etcd-client openssl curl
+TEST_TOOLS := openssh-server shellcheck haproxy keepalived etcd-server etcd-client openssl curl chromium
 
-.PHONY: plan test test-tools bench lint clean
+.PHONY: plan test test-tools bench lint clean venv diff promote-check
 
-$(STAMP): requirements.txt
+$(STAMP): requirements.txt pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps -e .
 	@touch $@
 
+# make turns any failing status into its own 2: CI calls .venv/bin/seoul-* to keep them (README).
 plan: $(STAMP)
-	$(PY) -m offline.plan --stack $(STACK)
+	@$(VENV)/bin/seoul-plan --stack $(STACK); status=$$?; \
+	if [ $$status -le 1 ]; then $(VENV)/bin/seoul-report --stack $(STACK); fi; exit $$status
+
+venv: $(STAMP)
+
+# What `pulumi preview` would show between BASE and the working tree; also writes the report.
+BASE ?= HEAD
+diff: $(STAMP)
+	@$(VENV)/bin/seoul-diff --stack $(STACK) --base $(BASE); status=$$?; \
+	if [ $$status -ne 2 ]; then $(VENV)/bin/seoul-report --stack $(STACK); fi; exit $$status
+
+promote-check: $(STAMP)
+	$(VENV)/bin/seoul-promote-check
 
 test: $(STAMP)
 	$(PY) -m pytest -q tests

@@ -1,0 +1,1 @@
+"""Plan review: what changed between two plans, a page a reviewer can read, the promotion gate."""
