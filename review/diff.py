@@ -17,7 +17,7 @@ read `[unknown]`; for bridged providers (aws, f5bigip) the Terraform provider's 
 fields decide replacement at preview time and are shown here as updates. The real
 `pulumi preview` that CI runs has the last word.
 
-Exit status: 0 no change, 3 changes, 2 the diff could not be made (unknown ref, stack file
+Exit status (as diff(1)): 0 no change, 1 changes, 2 the diff could not be made (unknown ref, stack file
 absent from the working tree, invalid config on either side).
 """
 
@@ -32,7 +32,7 @@ from typing import Any
 
 from review.plans import CLUSTER_WIDE, REPO, by_urn, component_of, host_names, host_of, load, run_plan
 
-EXIT_SAME, EXIT_ERROR, EXIT_CHANGES = 0, 2, 3
+EXIT_SAME, EXIT_CHANGES, EXIT_ERROR = 0, 1, 2
 SECRET, UNKNOWN = "[secret]", "[unknown]"
 OPS = ("create", "update", "replace", "delete")
 SYMBOL = {"create": "+", "update": "~", "replace": "+-", "delete": "-"}
@@ -202,7 +202,7 @@ def plan_at(commit: str, stack: str, workdir: Path, repo: Path = REPO) -> dict[s
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="seoul-diff", description=__doc__.split("\n")[0],
-                                     epilog="exit status: 0 no change, 3 changes, 2 the diff could not be made")
+                                     epilog="exit status (as diff(1)): 0 no change, 1 changes, 2 the diff could not be made")
     parser.add_argument("--stack", required=True, help="stack name: Pulumi.<stack>.yaml in the working tree")
     parser.add_argument("--base", required=True, help="git ref to compare with, e.g. origin/main or HEAD~1")
     parser.add_argument("--out", type=Path, help="plan folder of the working tree (default build/<stack>)")
@@ -223,7 +223,7 @@ def _diff(stack: str, ref: str, out: Path) -> int:
     with tempfile.TemporaryDirectory(prefix="seoul-diff-") as tmp:
         base = plan_at(commit, stack, Path(tmp))
     run = run_plan(stack_file, out)
-    if run.status == 2:
+    if run.status not in (0, 1):  # 1 is a plan with a mandatory policy violation: still a plan
         raise DiffError(f"the working tree's plan of {stack} failed:\n{run.stderr.strip()}")
     head = load(out, "plan.json")
     steps = compare(base, head)
