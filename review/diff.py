@@ -202,7 +202,7 @@ def plan_at(commit: str, stack: str, workdir: Path, repo: Path = REPO) -> dict[s
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="seoul-diff", description=__doc__.split("\n")[0],
-                                     epilog="exit status (as diff(1)): 0 no change, 1 changes, 2 the diff could not be made")
+                                     epilog="exit status (as diff(1)): 0 no change, 1 changes, 2 trouble")
     parser.add_argument("--stack", required=True, help="stack name: Pulumi.<stack>.yaml in the working tree")
     parser.add_argument("--base", required=True, help="git ref to compare with, e.g. origin/main or HEAD~1")
     parser.add_argument("--out", type=Path, help="plan folder of the working tree (default build/<stack>)")
