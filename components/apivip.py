@@ -29,8 +29,10 @@ class ApiVip(pulumi.ComponentResource):
         super().__init__("seoul:apivip:ApiVip", name, None, opts)
         self.endpoint = apivip.endpoint(cfg)
         self.ready = {}
-        for host in cfg.control_planes:
+        for host in cfg.as_built.control_planes:  # a failed one's resources stay, inert
             handle = hosts[host.name]
+            rendered = cfg.as_built if host.failed else cfg
             install = run(handle.target, apivip.install(), child_opts(self, [handle.ready]))
-            self.ready[host.name] = apply_file_set(self, handle.target, apivip.frontend(cfg, host), after=[install])
+            frontend = apivip.frontend(rendered, host)
+            self.ready[host.name] = apply_file_set(self, handle.target, frontend, after=[install])
         self.register_outputs({"endpoint": self.endpoint, "hosts": sorted(self.ready)})

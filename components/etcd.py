@@ -6,13 +6,17 @@ rolling change never takes two members down; a fresh bootstrap is not slowed by 
 because a member of a cluster without quorum yet starts without waiting
 (scripts/etcd-start.sh). The CA is created once on the CA member and copied (secret) to
 the others, so each member renews its own certificate monthly without a Pulumi run.
+
+A member marked failed keeps its resources, inert (`components.remote.inert`); a live
+member removes it from the cluster, and every live member's start waits for that, so a
+replacement joins a cluster whose quorum counts only live members.
 """
 
 from collections.abc import Mapping
 
 import pulumi
 
-from components.remote import HostHandle, Target, apply_file_set, child_opts, put_file, run
+from components.remote import HostHandle, Target, apply_file_set, child_opts, put_file, run, run_for_failed
 from model.schema import HostSpec, StackConfig
 from render import etcd
 
@@ -39,11 +43,16 @@ class EtcdCluster(pulumi.ComponentResource):
     ):
         super().__init__("seoul:etcd:EtcdCluster", name, None, opts)
         self._hosts = hosts
-        members = cfg.etcd_members
-        first = members[0]
+        built = cfg.as_built
+        members = built.etcd_members  # failed members too: their resources stay, inert
+        first = cfg.etcd_members[0]  # the CA member, live (model/invariants.py)
         self.endpoints = etcd.client_endpoints(cfg)
 
         installs = {m.name: run(self._target(m), etcd.install(cfg), self._after(m)) for m in members}
+        gone = [
+            run_for_failed(self._target(first), m, etcd.member_gone(m), self._after(first))
+            for m in members if m.failed
+        ]
         ca = run(self._target(first), etcd.create_ca(cfg), child_opts(self, [installs[first.name]]))
         bundle = run(self._target(first), etcd.export_ca(), child_opts(self, [ca]), secret_output=True).stdout
         pair = bundle.apply(etcd.split_ca_bundle)
@@ -55,14 +64,15 @@ class EtcdCluster(pulumi.ComponentResource):
         self.started = {}
         for member in members:
             target = self._target(member)
-            ca_files = [ca] if member is first else self._copy_ca(member, after=installs[member.name])
+            rendered = built if member.failed else cfg
+            ca_files = [ca] if member.name == first.name else self._copy_ca(member, after=installs[member.name])
             cert = run(target, etcd.member_cert(member), child_opts(self, ca_files))
-            start = apply_file_set(
-                self, target, etcd.member(cfg, member), after=[installs[member.name]], apply_after=[cert, *previous]
-            )
-            apply_file_set(self, target, etcd.maintenance(cfg, member), after=[start])
-            self.started[member.name] = start
-            previous = [start]
+            start = apply_file_set(self, target, etcd.member(rendered, member), after=[installs[member.name]],
+                                   apply_after=[cert, *previous, *([] if member.failed else gone)])
+            apply_file_set(self, target, etcd.maintenance(rendered, member), after=[start])
+            if not member.failed:
+                self.started[member.name] = start
+                previous = [start]
 
         self.ready = run(self._target(first), etcd.health(cfg), child_opts(self, list(self.started.values())))
         self.register_outputs({"endpoints": self.endpoints, "initialCluster": etcd.initial_cluster(cfg)})

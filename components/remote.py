@@ -41,6 +41,28 @@ class HostHandle(Protocol):
     def ready(self) -> pulumi.Resource: ...
 
 
+# Every input of command:remote:Command (pulumi-command 1.2.1 schema): a failed host's
+# commands ignore changes to all of them, so the engine never updates, replaces or re-runs them.
+COMMAND_INPUTS = [
+    "addPreviousOutputInEnv", "connection", "create", "delete", "environment", "logging", "stdin", "triggers", "update",
+]
+
+
+def inert(opts: pulumi.ResourceOptions, host: HostSpec) -> pulumi.ResourceOptions:
+    """`opts`, plus for a host marked failed: keep the resource as it is and never run it.
+
+    A failed host's resources are still registered (from `StackConfig.as_built`) so the
+    engine neither creates nor deletes them: deleting one would run its delete command
+    over SSH against a dead machine. `retain_on_delete` lets the engine drop them from the
+    state without running anything once the host's entry is removed from the stack.
+    """
+    if not host.failed:
+        return opts
+    return pulumi.ResourceOptions.merge(
+        opts, pulumi.ResourceOptions(retain_on_delete=True, ignore_changes=list(COMMAND_INPUTS))
+    )
+
+
 def child_opts(parent: pulumi.Resource, after: Sequence[pulumi.Resource]) -> pulumi.ResourceOptions:
     """A child of `parent` that waits for `after`."""
     return pulumi.ResourceOptions(parent=parent, depends_on=list(after))
@@ -92,7 +114,7 @@ def put_file(
         delete=None if keep_on_delete else f"sudo rm -f {shlex.quote(path)}",
         stdin=pulumi.Output.secret(content) if secret else content,
         logging=remote.Logging.NONE if secret else remote.Logging.STDOUT_AND_STDERR,
-        opts=opts,
+        opts=inert(opts, to.host),
     )
 
 
@@ -105,11 +127,13 @@ def run_script(
     triggers: list[pulumi.Input[str]] | None = None,
     delete_script: str | None = None,
     secret_output: bool = False,
+    for_host: HostSpec | None = None,
 ) -> remote.Command:
     """Run scripts/<script_name> as root with `env`; re-run when it, env or triggers change.
 
     `secret_output=True` is for a script that prints a secret (a join token, a kubeconfig):
-    nothing is logged and stdout/stderr are secret outputs in the state.
+    nothing is logged and stdout/stderr are secret outputs in the state. `for_host`: the
+    host the step serves when it runs on another (inert when that host failed).
     """
     env = env or {}
     if secret_output:
@@ -128,7 +152,7 @@ def run_script(
         logging=remote.Logging.NONE if secret_output else None,
         # Otherwise the last secret stdout rides along into the next run's environment.
         add_previous_output_in_env=False if secret_output else None,
-        opts=opts,
+        opts=inert(opts, for_host or to.host),
     )
 
 
@@ -142,15 +166,16 @@ def run(
     step: ScriptRun,
     opts: pulumi.ResourceOptions,
     secret_output: bool = False,
-    on_behalf_of: str | None = None,
+    on_behalf_of: HostSpec | None = None,
 ) -> remote.Command:
     """`step` on the host, as the resource `<host>-<step.step>`.
 
     `on_behalf_of`: the host the step is for when it runs elsewhere (a node's join token is
-    minted on the init node); the resource is then named after that host.
+    minted on the init node); the resource is then named after that host, and is inert
+    when that host failed.
     """
     return run_script(
-        f"{on_behalf_of or to.host.name}-{step.step}",
+        f"{(on_behalf_of or to.host).name}-{step.step}",
         to,
         step.script,
         opts,
@@ -158,7 +183,17 @@ def run(
         triggers=list(step.triggers) or None,
         delete_script=step.delete_script,
         secret_output=secret_output,
+        for_host=on_behalf_of,
     )
+
+
+def run_for_failed(to: Target, failed: HostSpec, step: ScriptRun, opts: pulumi.ResourceOptions) -> remote.Command:
+    """A cleanup `step` for `failed`, run on the live host `to`, named `<failed>-<step.step>`.
+
+    It runs once, when the host is marked failed; it has no delete, so removing the failed
+    entry later runs nothing.
+    """
+    return run_script(f"{failed.name}-{step.step}", to, step.script, opts, env=dict(step.env))
 
 
 def apply_file_set(

@@ -178,11 +178,16 @@ def _unique_entries(cfg: StackConfig) -> Iterator[Problem]:
 
 
 def _role_counts(cfg: StackConfig) -> Iterator[Problem]:
-    etcd = len(cfg.with_role("etcd"))
-    if etcd < 3 or etcd % 2 == 0:
-        yield "hosts", f"{etcd} etcd members: etcd needs an odd count of at least 3 to keep quorum"
+    # A failed member stays in etcd's membership until its cleanup removes it: count it.
+    listed = [h for h in cfg.hosts if h.has("etcd")]
+    if len(listed) < 3 or len(listed) % 2 == 0:
+        yield "hosts", f"{len(listed)} etcd members: etcd needs an odd count of at least 3 to keep quorum"
+    lost = [h.name for h in listed if h.failed]
+    if len(lost) >= (len(listed) + 1) // 2:
+        yield "hosts", (f"{', '.join(lost)} failed: {len(listed) - len(lost)} of {len(listed)} etcd members left, "
+                        "quorum is lost; restore etcd from a snapshot (docs/kubernetes.md) before changing the stack")
     if not cfg.with_role("control-plane"):
-        yield "hosts", "no host has the role control-plane"
+        yield "hosts", "no live host has the role control-plane"
 
 
 def _storage_disks(cfg: StackConfig) -> Iterator[Problem]:
@@ -217,8 +222,11 @@ def _are(count: int) -> str:
 def _bootstrap_hosts(cfg: StackConfig) -> Iterator[Problem]:
     pinned = (("kubernetes.initNode", cfg.kubernetes.init_node, "control-plane"),
               ("etcd.caMember", cfg.etcd.ca_member, "etcd"))
+    failed = {h.name for h in cfg.failed_hosts}
     for path, name, role in pinned:
-        if name is not None and name not in {h.name for h in cfg.with_role(role)}:
+        if name in failed:
+            yield path, f"{name} is marked failed: pin a live host with the role {role} (README: When a server dies)"
+        elif name is not None and name not in {h.name for h in cfg.with_role(role)}:
             yield path, f"{name} is not a host with the role {role}"
 
 

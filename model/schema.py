@@ -7,12 +7,16 @@ from functools import cached_property
 from ipaddress import IPv4Address, IPv4Network
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, StringConstraints, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, StringConstraints, model_validator
 from pydantic.alias_generators import to_camel
 
 from model import releases
 
 Role = Literal["control-plane", "etcd", "worker", "ingress", "storage"]
+# `failed`: the machine is gone for good (dead, powered off, being replaced). Nothing runs
+# on it any more; its resources stay in the Pulumi state, inert, until its entry is removed
+# (README: "When a server dies").
+HostState = Literal["active", "failed"]
 Environment = Literal["prod", "stage"]
 
 HOST_NAME_PATTERN = r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$"
@@ -55,6 +59,11 @@ class HostSpec(Model):
     # The host's public SSH key ("ssh-ed25519 AAAA..."), checked on every connection;
     # without it the provider accepts any key the address presents.
     host_key: Annotated[str, StringConstraints(pattern=HOST_KEY_PATTERN)] | None = None
+    state: HostState = "active"
+
+    @property
+    def failed(self) -> bool:
+        return self.state == "failed"
 
     def has(self, role: Role) -> bool:
         return role in self.roles
@@ -189,9 +198,40 @@ class StackConfig(Model):
     def backup_bucket(self) -> str:
         return self.backup.bucket or f"seoul-cluster-{self.environment}-backups"
 
+    # True only on `as_built`: its queries count failed hosts as if they still ran.
+    _built: bool = PrivateAttr(default=False)
+
+    @cached_property
+    def live_hosts(self) -> list[HostSpec]:
+        """Hosts not marked `state: failed`, in inventory order. Every query below counts only these.
+
+        On `as_built`, every host (each keeps its `state`, so `failed` still tells).
+        """
+        return list(self.hosts) if self._built else [h for h in self.hosts if not h.failed]
+
+    @cached_property
+    def failed_hosts(self) -> list[HostSpec]:
+        """Hosts marked `state: failed`, in inventory order."""
+        return [h for h in self.hosts if h.failed]
+
+    @cached_property
+    def as_built(self) -> "StackConfig":
+        """This config with failed hosts counted in every query again: what was built.
+
+        Components register a failed host's resources from it, unchanged and inert (the
+        hosts keep their `state`), so the engine runs nothing on the dead machine.
+        """
+        if not self.failed_hosts:
+            return self
+        built = self.model_copy()
+        built.__dict__.clear()
+        built.__dict__.update({name: getattr(self, name) for name in type(self).model_fields})  # no cached queries
+        built._built = True
+        return built
+
     def with_role(self, role: Role) -> list[HostSpec]:
-        """Hosts with `role`, in inventory order."""
-        return [h for h in self.hosts if h.has(role)]
+        """Live hosts with `role`, in inventory order."""
+        return [h for h in self.live_hosts if h.has(role)]
 
     def bootstrap_order(self, role: Role, pinned: str | None) -> list[HostSpec]:
         """Hosts with `role` by name, the pinned bootstrap host (if any) first."""
@@ -200,8 +240,8 @@ class StackConfig(Model):
 
     @cached_property
     def kubernetes_nodes(self) -> list[HostSpec]:
-        """Hosts that run a kubelet (control planes and every kind of worker), in inventory order."""
-        return [h for h in self.hosts if h.is_kubernetes_node]
+        """Live hosts that run a kubelet (control planes and every kind of worker), in inventory order."""
+        return [h for h in self.live_hosts if h.is_kubernetes_node]
 
     @cached_property
     def control_planes(self) -> list[HostSpec]:

@@ -202,23 +202,34 @@ def plan_document(stack: StackFile, registrations: list[Registration], outputs: 
         "project": PROJECT,
         "stack": stack.stack,
         "resources": [
-            {
-                "urn": r.urn,
-                "type": r.type,
-                "name": r.name,
-                "parent": r.parent,
-                "custom": r.custom,
-                "protect": r.protect,
-                # The SDK gathers dependencies in sets: their order differs between runs.
-                "dependencies": sorted(r.dependencies),
-                "propertyDependencies": {k: sorted(v) for k, v in r.property_dependencies.items()},
-                "inputs": plain(r.inputs),
-            }
+            _resource(r)
             # Registration order varies with scheduling; URN order keeps diffs of plans readable.
             for r in sorted(registrations, key=lambda r: r.urn)
         ],
         "outputs": outputs,
     }
+
+
+def _resource(r: Registration) -> dict[str, Any]:
+    """One resource of plan.json."""
+    entry = {
+        "urn": r.urn,
+        "type": r.type,
+        "name": r.name,
+        "parent": r.parent,
+        "custom": r.custom,
+        "protect": r.protect,
+        # The SDK gathers dependencies in sets: their order differs between runs.
+        "dependencies": sorted(r.dependencies),
+        "propertyDependencies": {k: sorted(v) for k, v in r.property_dependencies.items()},
+        "inputs": plain(r.inputs),
+    }
+    # Only a failed host's inert resources carry these (README: When a server dies).
+    if r.retain_on_delete:
+        entry["retainOnDelete"] = True
+    if r.ignore_changes:
+        entry["ignoreChanges"] = sorted(r.ignore_changes)
+    return entry
 
 
 def tree(registrations: list[Registration], verbose: bool = False) -> str:

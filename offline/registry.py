@@ -25,3 +25,6 @@ class Registration:
     property_dependencies: dict[str, list[str]]
     inputs: struct_pb2.Struct = field(repr=False)
     additional_secret_outputs: list[str] = field(default_factory=list)
+    # Set only on a failed host's inert resources (components.remote.inert).
+    retain_on_delete: bool = False
+    ignore_changes: list[str] = field(default_factory=list)

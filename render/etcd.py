@@ -342,6 +342,18 @@ def maintenance(cfg: StackConfig, host: HostSpec) -> FileSet:
     return timers("etcd-timers", files, ["etcd-snapshot.timer", "etcd-certs-renew.timer"])
 
 
+def member_gone(host: HostSpec) -> ScriptRun:
+    """Run on a live member: remove `host`, marked failed, from the cluster by its peer URL."""
+    return ScriptRun("etcd-gone", "etcd-member-gone.sh", {
+        "NAME": host.name,
+        "PEER_URL": peer_url(host),
+        "CA_CERT": CA_CERT,
+        "CERT": MEMBER_CERT,
+        "KEY": MEMBER_KEY,
+        "BIN_DIR": BIN_DIR,
+    })
+
+
 def health(cfg: StackConfig) -> ScriptRun:
     """Wait until every member answers healthy; re-run when the member list changes."""
     endpoints = ",".join(client_endpoints(cfg))

@@ -357,6 +357,11 @@ def node_registration(node: HostSpec) -> ScriptRun:
     return ScriptRun("node", "node-register.sh", env, delete_script="node-drain.sh")
 
 
+def node_gone(node: HostSpec) -> ScriptRun:
+    """Run on the init node: delete `node`, marked failed, and force its pods elsewhere (no drain)."""
+    return ScriptRun("node-gone", "node-gone.sh", {"NODE_NAME": node.name})
+
+
 def certs_renewal(cfg: StackConfig, host: HostSpec) -> FileSet:
     """Monthly: renew the etcd client and kubeadm certificates, restart the static pods."""
     files = (

@@ -19,7 +19,9 @@ if [[ -f /etc/kubernetes/kubelet.conf && -f /etc/kubernetes/admin.conf ]]; then
 fi
 if [[ -e /etc/kubernetes/manifests/kube-apiserver.yaml ]]; then
   echo "$NODE_NAME holds a partial control plane from an earlier attempt; inspect $LOG," \
-    "then run 'kubeadm reset -f' on it before retrying" >&2
+    "then run 'kubeadm reset -f' on it before retrying. etcd is external: kubeadm reset leaves" \
+    "the earlier attempt's objects in it, so wipe them too before retrying (on an etcd member:" \
+    "etcdctl del / --prefix; docs/kubernetes.md, 'A failed kubeadm init')" >&2
   exit 1
 fi
 
@@ -29,6 +31,8 @@ kubeadm config images pull --config "$CONFIG" >>"$LOG" 2>&1
 if ! kubeadm init --config "$CONFIG" --skip-token-print --skip-certificate-key-print >>"$LOG" 2>&1; then
   echo "kubeadm init failed on $NODE_NAME; last lines of $LOG:" >&2
   tail -n 40 "$LOG" | grep -viE 'token|certificate-key' >&2 || true
+  echo "before retrying: 'kubeadm reset -f' here, and wipe what this attempt wrote to the external" \
+    "etcd (docs/kubernetes.md, 'A failed kubeadm init')" >&2
   exit 1
 fi
 install -m 0600 "$CONFIG" "$APPLIED"

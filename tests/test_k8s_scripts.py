@@ -38,6 +38,7 @@ K8S_SCRIPTS = [
     "etcd-certs.sh",
     "etcd-health.sh",
     "etcd-install.sh",
+    "etcd-member-gone.sh",
     "etcd-remove.sh",
     "etcd-snapshot.sh",
     "etcd-start.sh",
@@ -47,6 +48,7 @@ K8S_SCRIPTS = [
     "kubeadm-join.sh",
     "kubeadm-reset.sh",
     "node-drain.sh",
+    "node-gone.sh",
     "node-register.sh",
     "runtime-install.sh",
 ]
@@ -756,3 +758,37 @@ def test_waiting_for_health_is_bounded_by_the_clock(tmp_path):
         hosts.stop_all()
     assert proc.returncode != 0 and "did not become healthy within 6s" in proc.stderr
     assert 1 <= len(tries.read_text().splitlines()) <= 2
+
+
+def test_a_failed_member_is_removed_through_a_survivor(tmp_path):
+    """etcd-3's machine is dead: etcd-member-gone.sh on etcd-1 removes it by peer URL
+    (issue 13, fault 2); the two survivors keep quorum and every key; a second run is a no-op."""
+    require_tool("openssl")
+    require_tool("etcdctl")
+    require_loopback_ports(3, (2379, 2380, 2381))
+    hosts = EtcdHosts(tmp_path)
+    try:
+        three = hosts.cfg(3)
+        for name in ("etcd-1", "etcd-2", "etcd-3"):
+            hosts.prepare(three, name)
+        for name in ("etcd-1", "etcd-2", "etcd-3"):
+            assert hosts.script("etcd-start.sh", three, name).returncode == 0
+        for _ in range(30):
+            if etcdctl(hosts, three, "etcd-1", "put", "/drill/before", "kept").returncode == 0:
+                break
+            time.sleep(1)
+        dead = subprocess.run(["systemctl", "stop", "etcd"], env=hosts.env(three, "etcd-3"), timeout=60)
+        assert dead.returncode == 0
+
+        dead_env = hosts.env(three, "etcd-3")
+        env = {**hosts.env(three, "etcd-1"), "NAME": "etcd-3", "PEER_URL": dead_env["PEER_URL"]}
+        for expected in ("removed failed etcd member etcd-3", "is not in the cluster"):
+            proc = subprocess.run(["bash", str(SCRIPTS / "etcd-member-gone.sh")], env=env, capture_output=True,
+                                  text=True, timeout=120)
+            assert proc.returncode == 0 and expected in proc.stdout, proc.stdout + proc.stderr
+        assert sorted(m[2] for m in hosts.members(three, "etcd-1")) == ["etcd-1", "etcd-2"]
+        assert etcdctl(hosts, three, "etcd-2", "put", "/drill/after", "written").returncode == 0
+        got = etcdctl(hosts, three, "etcd-2", "get", "/drill/before", "--print-value-only")
+        assert got.stdout.strip() == "kept"
+    finally:
+        hosts.stop_all()

@@ -54,7 +54,7 @@ INVALID: dict[str, tuple[Callable[[Config], None], str]] = {
     "four etcd members": (lambda c: host(c, "cp-1")["roles"].append("etcd"), "hosts: 4 etcd members"),
     "no control plane": (lambda c: [h["roles"].remove("control-plane") or h["roles"].append("worker")
                                     for h in hosts(c) if "control-plane" in h["roles"]],
-                         "hosts: no host has the role control-plane"),
+                         "hosts: no live host has the role control-plane"),
     "unknown role": (lambda c: hosts(c)[6].update(roles=["database"]), "hosts[6].roles[0]: 'database'"),
     "malformed version": (lambda c: c[key("kubernetes")].update(version="1.29"), "kubernetes.version: '1.29'"),
     "minSize above size": (lambda c: pools(c)[0].update(minSize=4), "ceph.pools[0]: minSize 4 is above size 3"),

@@ -6,7 +6,8 @@ Order, and only where the real world needs it:
   etcd healthy + API VIP on the init node + its runtime -> `kubeadm init`
   -> control planes join one after another (each with a fresh token and certificate key)
   -> workers join in parallel, each waiting only for `kubeadm init` and its own host.
-Resource names derive from host names only.
+Resource names derive from host names only. A host marked failed keeps its resources,
+inert (`components.remote.inert`); its Node is deleted from the init node instead.
 """
 
 from collections.abc import Mapping
@@ -50,7 +51,8 @@ def build_kubernetes(cfg: StackConfig, hosts: Mapping[str, HostHandle]) -> Kuber
     every host name of the inventory to its handle (at least every etcd member and
     Kubernetes node); ValueError names any that are missing.
     """
-    missing = sorted({h.name for h in (*cfg.etcd_members, *cfg.kubernetes_nodes)} - set(hosts))
+    built = cfg.as_built
+    missing = sorted({h.name for h in (*built.etcd_members, *built.kubernetes_nodes)} - set(hosts))
     if missing:
         raise ValueError(f"build_kubernetes: no host handle for {', '.join(missing)}")
 
@@ -58,14 +60,15 @@ def build_kubernetes(cfg: StackConfig, hosts: Mapping[str, HostHandle]) -> Kuber
     api_vip = ApiVip("api-vip", cfg, hosts)
     runtimes = {
         node.name: ContainerRuntime(f"{node.name}-runtime", cfg, hosts[node.name])
-        for node in sorted(cfg.kubernetes_nodes, key=lambda h: h.name)
+        for node in sorted(built.kubernetes_nodes, key=lambda h: h.name)
     }
     control_plane = ControlPlane("control-plane", cfg, hosts, etcd_cluster, api_vip, runtimes)
     worker_pool = WorkerPool("workers", cfg, hosts, control_plane, runtimes)
 
     joined = {control_plane.first.name: control_plane.init, **control_plane.joins, **worker_pool.joins}
-    for name in sorted({h.name for h in cfg.etcd_members} | set(joined)):
-        after = [joined[name]] if name in joined else [etcd_cluster.started[name]]
+    for name in sorted({h.name for h in (*built.etcd_members, *built.kubernetes_nodes)}):
+        # A failed host has neither: its expiry export is inert anyway.
+        after = [step for step in (joined.get(name) or etcd_cluster.started.get(name),) if step]
         CertificateExpiry(f"{name}-cert-expiry", hosts[name], after)
 
     provider = k8s.Provider(

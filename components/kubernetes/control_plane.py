@@ -8,7 +8,7 @@ from components.apivip import ApiVip
 from components.etcd import EtcdCluster
 from components.kubernetes.join import join_node
 from components.kubernetes.runtime import ContainerRuntime
-from components.remote import HostHandle, Target, apply_file_set, child_opts, put, put_file, run
+from components.remote import HostHandle, Target, apply_file_set, child_opts, put, put_file, run, run_for_failed
 from model.schema import HostSpec, StackConfig
 from render import apivip, kubeadm
 
@@ -34,15 +34,16 @@ class ControlPlane(pulumi.ComponentResource):
     ):
         super().__init__("seoul:kubernetes:ControlPlane", name, None, opts)
         self._hosts = hosts
-        self.first = cfg.init_node
+        self.first = cfg.init_node  # live (model/invariants.py)
+        built = cfg.as_built  # failed control planes too: their resources stay, inert
         prepared = {
             cp.name: [
-                *self._files(cfg, cp, etcd_cluster),
+                *self._files(built if cp.failed else cfg, cp, etcd_cluster),
                 hosts[cp.name].ready,
                 runtimes[cp.name].ready,
                 api_vip.ready[cp.name],
             ]
-            for cp in cfg.control_planes
+            for cp in built.control_planes
         }
         self.init = run(self.first_target, kubeadm.init(cfg, self.first),
                         child_opts(self, [*prepared[self.first.name], etcd_cluster.ready]))
@@ -53,12 +54,16 @@ class ControlPlane(pulumi.ComponentResource):
         # One at a time: each join starts after the previous control plane has joined.
         self.joins = {}
         previous = self.init
-        for cp in cfg.control_planes[1:]:
-            previous = join_node(self, cfg, cp, hosts[cp.name], self.first_target, after=[*prepared[cp.name], previous])
-            self.joins[cp.name] = previous
-        for cp in cfg.control_planes:
+        for cp in built.control_planes[1:]:
+            joined = join_node(self, cfg, cp, hosts[cp.name], self.first_target, after=[*prepared[cp.name], previous])
+            if cp.failed:
+                run_for_failed(self.first_target, cp, kubeadm.node_gone(cp), child_opts(self, [self.init]))
+            else:
+                self.joins[cp.name] = previous = joined
+        for cp in built.control_planes:
             joined = self.joins.get(cp.name, self.init)
-            apply_file_set(self, hosts[cp.name].target, kubeadm.certs_renewal(cfg, cp), after=[joined])
+            rendered = built if cp.failed else cfg
+            apply_file_set(self, hosts[cp.name].target, kubeadm.certs_renewal(rendered, cp), after=[joined])
 
         self.register_outputs(
             {

@@ -25,7 +25,7 @@ def join_node(
     node), then `kubeadm reset` on the node itself.
     """
     token = run(init_node, kubeadm.join_token(node), child_opts(parent, after), secret_output=True,
-                on_behalf_of=node.name)
+                on_behalf_of=node)
     secrets = put_file(
         f"{node.name}-join-secrets",
         handle.target,
@@ -36,5 +36,5 @@ def join_node(
         secret=True,
     )
     joined = run(handle.target, kubeadm.join(cfg, node), child_opts(parent, [*after, secrets]))
-    run(init_node, kubeadm.node_registration(node), child_opts(parent, [joined]), on_behalf_of=node.name)
+    run(init_node, kubeadm.node_registration(node), child_opts(parent, [joined]), on_behalf_of=node)
     return joined

@@ -7,7 +7,7 @@ import pulumi
 from components.kubernetes.control_plane import ControlPlane
 from components.kubernetes.join import join_node
 from components.kubernetes.runtime import ContainerRuntime
-from components.remote import HostHandle, child_opts, put
+from components.remote import HostHandle, child_opts, put, run_for_failed
 from model.schema import StackConfig
 from render import kubeadm
 
@@ -28,9 +28,14 @@ class WorkerPool(pulumi.ComponentResource):
     ):
         super().__init__("seoul:kubernetes:WorkerPool", name, None, opts)
         self.joins = {}
-        for worker in cfg.workers:
+        for worker in cfg.as_built.workers:  # failed ones too: their resources stay, inert
             handle = hosts[worker.name]
             config = put(handle.target, kubeadm.kubeadm_config(cfg, worker), child_opts(self, [handle.ready]))
             after = [config, handle.ready, runtimes[worker.name].ready, control_plane.init]
-            self.joins[worker.name] = join_node(self, cfg, worker, handle, control_plane.first_target, after)
+            joined = join_node(self, cfg, worker, handle, control_plane.first_target, after)
+            if worker.failed:
+                run_for_failed(control_plane.first_target, worker, kubeadm.node_gone(worker),
+                               child_opts(self, [control_plane.init]))
+            else:
+                self.joins[worker.name] = joined
         self.register_outputs({"nodes": sorted(self.joins)})
