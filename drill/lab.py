@@ -88,7 +88,8 @@ class Host:
     holder: subprocess.Popen
 
     def path(self, absolute: str) -> Path:
-        """Where a file written at `absolute` on this host lands (its overlay's upper dir)."""
+        """Where a file written at `absolute` on this host lands (its overlay's upper dir), for
+        reading what the host wrote; writes go through the host (Lab.write)."""
         for top in sorted(OVERLAID, key=len, reverse=True):
             if absolute == top or absolute.startswith(top + "/"):
                 return self.root / top.strip("/").replace("/", "-") / "upper" / absolute[len(top) + 1 :]
@@ -238,25 +239,23 @@ class Lab:
         return proc
 
     def spawn(self, host: str, argv: list[str], log: str, env: dict[str, str] | None = None) -> subprocess.Popen:
-        """Start `argv` on `host` in the background, output to `log` (a path on the host)."""
-        out = self.hosts[host].path(log)
-        out.parent.mkdir(parents=True, exist_ok=True)
+        """Start `argv` on `host` in the background, its output appended to `log` (a path on the host)."""
         full_env = {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", **(env or {})}
-        with open(out, "ab") as fh:
-            proc = subprocess.Popen(
-                self.argv(host, argv), env=full_env, stdout=fh, stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL, start_new_session=True,
-            )
+        shell = ["sh", "-c", 'mkdir -p "$(dirname "$0")" && exec "$@" >>"$0" 2>&1', log, *argv]
+        proc = subprocess.Popen(self.argv(host, shell), env=full_env, stdin=subprocess.DEVNULL,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
         self.spawned.append(proc)
         return proc
 
     def write(self, host: str, path: str, text: str | bytes, mode: int = 0o644) -> None:
-        """Put a file on `host` at `path` (created root-owned with `mode`, parents 0755)."""
-        target = self.hosts[host].path(path)
-        target.parent.mkdir(mode=0o755, parents=True, exist_ok=True)  # existing dirs keep their mode
+        """Put a file on `host` at `path`, root-owned with `mode`, as the program does
+        (`install -D -m <mode> /dev/stdin <path>` on the host: the write goes through the
+        host's overlay, never into its upper directory behind its back)."""
         data = text.encode() if isinstance(text, str) else text
-        target.write_bytes(data)
-        target.chmod(mode)
+        argv = ["install", "-D", "-m", f"{mode:04o}", "-o", "root", "-g", "root", "/dev/stdin", path]
+        proc = subprocess.run(self.argv(host, argv), input=data, capture_output=True, timeout=30)
+        if proc.returncode != 0:
+            raise LabError(f"{host}: cannot write {path}: {proc.stderr.decode().strip()}")
 
     def addresses(self, host: str) -> list[str]:
         """IPv4 addresses on the host's eth0 (empty when its link is down and cleared)."""

@@ -30,8 +30,9 @@ CONFIG_NS = "seoul-cluster:"
 HAPROXY_UNIT = """[Unit]
 Description=HAProxy Load Balancer (drill copy of the CentOS Stream 9 unit)
 [Service]
+EnvironmentFile=-/etc/sysconfig/haproxy
 Environment="CONFIG=/etc/haproxy/haproxy.cfg" "PIDFILE=/run/haproxy.pid"
-ExecStart=/usr/sbin/haproxy -Ws -f $CONFIG -p $PIDFILE
+ExecStart=/usr/sbin/haproxy -Ws -f $CONFIG -p $PIDFILE $OPTIONS
 ExecReload=/bin/kill -USR2 $MAINPID
 Type=notify
 """

@@ -35,14 +35,25 @@ class HaproxyTimers:
     retries: int
 
     @property
-    def detection_bound(self) -> float:
-        """Latest time after a backend dies until HAProxy marks it DOWN: the next check comes
-        within `inter`, and `fall` consecutive failures are needed, each allowed `timeout check`."""
-        return self.fall * self.inter + self.timeout_check
+    def check_connect_timeout(self) -> float:
+        """A check's connect timeout: min(timeout connect, inter) once `timeout check` is set."""
+        return min(self.timeout_connect, self.inter)
+
+    @property
+    def refused_detection_bound(self) -> float:
+        """Latest time until a backend whose process died (connections refused at once) is
+        marked DOWN: the next check within `inter`, then `fall` - 1 more, `inter` apart."""
+        return self.fall * self.inter
+
+    @property
+    def silent_detection_bound(self) -> float:
+        """Latest time until a backend whose host vanished (no answer at all) is marked DOWN:
+        each of the `fall` checks waits its connect timeout, and the next starts `inter` later."""
+        return self.fall * (self.inter + self.check_connect_timeout)
 
     @property
     def recovery_bound(self) -> float:
-        """Latest time after a backend comes back until it is UP again (`rise` checks)."""
+        """Latest time after a backend answers again until it is UP (`rise` passing checks)."""
         return self.rise * self.inter + self.timeout_check
 
 
