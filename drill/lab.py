@@ -64,7 +64,8 @@ def end_processes(pids: list[int], grace: float = 5.0) -> None:
 
 
 def remove_stale() -> list[str]:
-    """Delete namespaces of drills whose process is gone (pid in the name); returns their names."""
+    """Delete namespaces and lab directories of drills whose process is gone (pid in the name);
+    returns the namespaces' names."""
     removed = []
     for line in ip("netns", "list").splitlines():
         name = line.split()[0] if line.split() else ""
@@ -74,6 +75,10 @@ def remove_stale() -> list[str]:
             with contextlib.suppress(LabError):
                 ip("netns", "delete", name)
             removed.append(name)
+    for path in Path(tempfile.gettempdir()).glob(f"{PREFIX}-*-*"):
+        match = re.fullmatch(rf"{PREFIX}-(\d+)-.+", path.name)
+        if match and path.is_dir() and not Path(f"/proc/{match.group(1)}").exists():
+            shutil.rmtree(path, ignore_errors=True)
     return removed
 
 

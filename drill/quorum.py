@@ -4,6 +4,7 @@ etcd client certificate and endpoints, as its kubeadm-config.yaml names them."""
 
 from __future__ import annotations
 
+import re
 import time
 
 import yaml
@@ -27,6 +28,10 @@ class Etcd:
         cluster = next(d for d in yaml.safe_load_all(kubeadm) if d and d.get("kind") == "ClusterConfiguration")
         self.external = cluster["etcd"]["external"]
         self.acked: dict[str, str] = {}
+        self.version = ""
+        unit = lab.hosts[members[0]].path("/etc/systemd/system/etcd.service").read_text()
+        pinned = re.search(r"etcd (\d+\.\d+\.\d+)", unit.splitlines()[0])
+        self.pinned = pinned.group(1) if pinned else ""
 
     # -- setup ------------------------------------------------------------------------
 
@@ -38,6 +43,7 @@ class Etcd:
         SOON_DAYS days. Then etcd-start.sh on each member and etcd-health.sh."""
         lab = self.lab
         version = lab.run(self.members[0], ["/usr/bin/etcd", "--version"]).stdout.split("\n")[0].split()[-1]
+        self.version = version
         first = self.conf[self.members[0]]["client-transport-security"]
         ca_cert, ca_key = first["trusted-ca-file"], first["trusted-ca-file"].replace(".crt", ".key")
         for m in self.members:

@@ -33,6 +33,8 @@ class Report:
     steps: list[Step] = field(default_factory=list)
     started: float = field(default_factory=time.time)
     error: str = ""
+    notes: list[str] = field(default_factory=list)  # how the lab differs from the hosts, for this run
+    pending: list[str] = field(default_factory=list)  # drills that join later
 
     def add(self, step: Step) -> Step:
         self.steps.append(step)
@@ -49,7 +51,8 @@ class Report:
         return not self.error and bool(self.steps) and all(s.passed for s in self.steps)
 
     def write(self, path: Path) -> None:
-        """Write the report as JSON: {"stack", "passed", "error", "seconds", "machine", "steps": [Step]}."""
+        """Write the report as JSON: {"stack", "passed", "error", "seconds", "machine", "notes",
+        "pending", "steps": [Step]}."""
         path.parent.mkdir(parents=True, exist_ok=True)
         data = {
             "stack": self.stack,
@@ -57,6 +60,8 @@ class Report:
             "error": self.error,
             "seconds": round(time.time() - self.started, 1),
             "machine": {"kernel": platform.release(), "system": platform.system()},
+            "notes": self.notes,
+            "pending": self.pending,
             "steps": [asdict(s) for s in self.steps],
         }
         path.write_text(json.dumps(data, indent=2) + "\n")
