@@ -115,7 +115,8 @@ def main(argv: list[str] | None = None) -> int:
     for item in report.pending:
         print(f"pending: {item}")
     passed = sum(s.passed for s in report.steps)
-    print(f"{passed}/{len(report.steps)} steps passed in {time.monotonic() - t0:.0f}s; "
+    print(f"{passed}/{len(report.steps)} steps passed{' before the drill stopped' if report.error else ''} "
+          f"in {time.monotonic() - t0:.0f}s; "
           f"report: {args.out / 'report.json'}, logs: {args.out / 'logs'}")
     return 0 if report.passed else 1
 
