@@ -208,7 +208,7 @@ def run(vip: Vip, report: Report, settle: float = 3.0) -> None:
                         f"VIP on {first} {t_ready:.2f}s after the start; "
                         f"{len(recs) - len(_failures(recs))}/{len(recs)} ok; "
                         f"served by {served}",
-                        first == top and recs and not _failures(recs) and served == sorted(vip.planes),
+                        first == top and bool(recs) and not _failures(recs) and served == sorted(vip.planes),
                         round(t_ready, 2), details={"requests": len(recs)}))
 
         # 2.2 kill one backend (not on the holder, so only HAProxy's check is at work)
