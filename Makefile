@@ -8,8 +8,10 @@ STAMP := $(VENV)/.installed
 
 # Debian packages whose real binaries the tests run (config checkers and daemons).
 TEST_TOOLS := openssh-server shellcheck haproxy keepalived etcd-server etcd-client openssl curl chromium
+# ... and the failure drills' lab (ip netns, nsenter/unshare/setpriv, sysctl).
+TEST_TOOLS += iproute2 util-linux procps
 
-.PHONY: plan test test-tools bench lint clean venv diff promote-check
+.PHONY: plan test test-tools bench lint clean venv diff promote-check drill
 
 $(STAMP): requirements.txt pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -36,6 +38,10 @@ promote-check: $(STAMP)
 test: $(STAMP)
 	$(PY) -m pytest -q tests
 	$(VENV)/bin/ruff check .
+
+# Failure drills in network namespaces (root): report in build/drill/report.json.
+drill: $(STAMP) test-tools
+	$(PY) -m drill
 
 bench: $(STAMP)
 	$(PY) -m bench.plan_scale
