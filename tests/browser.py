@@ -6,10 +6,12 @@ Every read is bounded by a deadline; the browser is killed when done.
 """
 
 import base64
+import contextlib
 import fcntl
 import json
 import os
 import select
+import signal
 import subprocess
 import tempfile
 import time
@@ -93,6 +95,7 @@ def visit(chromium: str, page: Path, width: int = 1400, height: int = 900, timeo
             pass_fds=(to_browser_r, from_browser_w),
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
+            start_new_session=True,  # its own process group: the renderer and helpers go with it
         )
         os.close(to_browser_r)
         os.close(from_browser_w)
@@ -100,10 +103,24 @@ def visit(chromium: str, page: Path, width: int = 1400, height: int = 900, timeo
         try:
             return _drive(pipe, page, width, height)
         finally:
-            proc.kill()
+            # Kill the whole group, not only the browser process: a helper still writing
+            # into the profile would make removing the profile fail.
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(timeout=30)
+            _wait_group_gone(proc.pid)
             os.close(to_browser_w)
             os.close(from_browser_r)
+
+
+def _wait_group_gone(pgid: int, seconds: float = 10.0) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(pgid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.05)
 
 
 def _drive(pipe: _Pipe, page: Path, width: int, height: int) -> PageVisit:

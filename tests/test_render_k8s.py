@@ -6,6 +6,7 @@ from the rendered member configs, and the kubeadm v1beta3 field set.
 
 import copy
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -504,11 +505,12 @@ def test_rendered_files_carry_no_tabs_or_trailing_spaces(cfg):
         assert not [line for line in text.splitlines() if line != line.rstrip()]
 
 
-def test_no_leftover_processes():
-    """The etcd test above stops what it starts."""
+def test_no_leftover_processes(tmp_path_factory):
+    """The etcd tests stop what they start (only this run's: other runs may share the machine)."""
     if shutil.which("pgrep") is None:
         unavailable("pgrep is not installed")
-    proc = subprocess.run(["pgrep", "-f", "etcd --config-file .*pytest"], capture_output=True, text=True)
+    ours = re.escape(str(tmp_path_factory.getbasetemp()))
+    proc = subprocess.run(["pgrep", "-af", f"etcd --config-file {ours}/"], capture_output=True, text=True)
     assert proc.stdout.strip() == ""
 
 
