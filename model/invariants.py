@@ -18,6 +18,8 @@ def problems(cfg: StackConfig) -> list[Problem]:
         *_role_counts(cfg),
         *_storage_disks(cfg),
         *_bootstrap_hosts(cfg),
+        *_peer_racks(cfg),
+        *_unique_apps(cfg),
     ]
 
 
@@ -84,3 +86,18 @@ def _bootstrap_hosts(cfg: StackConfig) -> Iterator[Problem]:
     for path, name, role in pinned:
         if name is not None and name not in {h.name for h in cfg.with_role(role)}:
             yield path, f"{name} is not a host with the role {role}"
+
+
+def _peer_racks(cfg: StackConfig) -> Iterator[Problem]:
+    racks = {h.rack for h in cfg.kubernetes_nodes if h.rack}
+    for i, peer in enumerate(cfg.network.tor_peers):
+        if peer.rack is not None and peer.rack not in racks:
+            yield f"network.torPeers[{i}].rack", f"{peer.rack}: no Kubernetes node is in this rack"
+
+
+def _unique_apps(cfg: StackConfig) -> Iterator[Problem]:
+    for attr in ("name", "host"):
+        seen = Counter(getattr(a, attr) for a in cfg.apps)
+        for i, app in enumerate(cfg.apps):
+            if seen[getattr(app, attr)] > 1:
+                yield f"apps[{i}].{attr}", f"{getattr(app, attr)} is used by {seen[getattr(app, attr)]} apps"

@@ -19,6 +19,7 @@ class ControlPlane(pulumi.ComponentResource):
     first: HostSpec
     init: pulumi.Resource
     joins: dict[str, pulumi.Resource]
+    registered: dict[str, pulumi.Resource]
     kubeconfig: pulumi.Output[str]
     kubeconfig_step: pulumi.Resource
 
@@ -52,9 +53,11 @@ class ControlPlane(pulumi.ComponentResource):
 
         # One at a time: each join starts after the previous control plane has joined.
         self.joins = {}
+        self.registered = {}
         previous = self.init
         for cp in cfg.control_planes[1:]:
-            previous = join_node(self, cfg, cp, hosts[cp.name], self.first_target, after=[*prepared[cp.name], previous])
+            previous, self.registered[cp.name] = join_node(self, cfg, cp, hosts[cp.name], self.first_target,
+                                                           after=[*prepared[cp.name], previous])
             self.joins[cp.name] = previous
         for cp in cfg.control_planes:
             joined = self.joins.get(cp.name, self.init)

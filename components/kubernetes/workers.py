@@ -13,9 +13,13 @@ from render import kubeadm
 
 
 class WorkerPool(pulumi.ComponentResource):
-    """Each worker joins on its own, after `kubeadm init` and its own host only; `joins[name]`."""
+    """Each worker joins on its own, after `kubeadm init` and its own host only.
+
+    `joins[name]`: the worker joined; `registered[name]`: its registration (removal drains it).
+    """
 
     joins: dict[str, pulumi.Resource]
+    registered: dict[str, pulumi.Resource]
 
     def __init__(
         self,
@@ -28,9 +32,11 @@ class WorkerPool(pulumi.ComponentResource):
     ):
         super().__init__("seoul:kubernetes:WorkerPool", name, None, opts)
         self.joins = {}
+        self.registered = {}
         for worker in cfg.workers:
             handle = hosts[worker.name]
             config = put(handle.target, kubeadm.kubeadm_config(cfg, worker), child_opts(self, [handle.ready]))
             after = [config, handle.ready, runtimes[worker.name].ready, control_plane.init]
-            self.joins[worker.name] = join_node(self, cfg, worker, handle, control_plane.first_target, after)
+            self.joins[worker.name], self.registered[worker.name] = join_node(
+                self, cfg, worker, handle, control_plane.first_target, after)
         self.register_outputs({"nodes": sorted(self.joins)})
