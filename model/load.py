@@ -10,8 +10,8 @@ from model import releases
 from model.invariants import problems
 from model.schema import (
     DEVICE_PATTERN,
-    HOST_KEY_PATTERN,
     DNS_NAME_PATTERN,
+    HOST_KEY_PATTERN,
     HOST_NAME_PATTERN,
     IMAGE_PATTERN,
     QUANTITY_PATTERN,
