@@ -153,3 +153,26 @@ def test_an_ingress_stack_without_apps_still_plans(tmp_path):
     run = run_plan(path, tmp_path / "out")
     assert run.returncode == 0, run.stderr
     assert not (run.out / "artifacts/k8s/shop").exists()
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        (lambda c: c["seoul-cluster:apps"][0].update(image="registry.seoul-shop.internal/shop/storefront:latest"),
+         "apps[0].image: 'registry.seoul-shop.internal/shop/storefront:latest': the tag latest moves"),
+        (lambda c: c["seoul-cluster:apps"][0].update(image="storefront"), "apps[0].image: 'storefront': expected"),
+        (lambda c: c["seoul-cluster:apps"][1].update(replicas={"min": 5, "max": 2}),
+         "apps[1].replicas: min 5 is above max 2"),
+        (lambda c: c["seoul-cluster:apps"][1].update(name="storefront"), "apps[1].name: storefront is used by 2"),
+        (lambda c: c["seoul-cluster:network"]["torPeers"][0].update(rack="r9"),
+         "network.torPeers[0].rack: r9: no Kubernetes node is in this rack"),
+        (lambda c: c["seoul-cluster:apps"][0]["cpu"].update(request="half"), "apps[0].cpu.request: 'half': expected"),
+    ],
+)
+def test_bad_network_and_app_keys_are_config_errors(tmp_path, change, expected):
+    from model import ConfigError, load_config
+    from offline.stackfile import read_stack_file
+    path = altered_stack(tmp_path, "seoul-stage", change)
+    with pytest.raises(ConfigError) as err:
+        load_config(read_stack_file(path).lookup)
+    assert any(line.startswith(expected) for line in err.value.lines), err.value.lines
