@@ -7,16 +7,20 @@ the upstream CRD's openAPIV3Schema. Each checker has a negative control.
 """
 
 import copy
+import subprocess
+import sys
 
 import pytest
 import yaml
 
+from model import ConfigError, load_config
 from model.schema import StackConfig
+from offline.stackfile import read_stack_file
 from render import addons, apps, network
 from tests.network_checks import crd_schemas, object_problems, values_problems
 from tests.planning import run_plan
 from tests.stacks import altered_stack
-from tests.tools import REPO
+from tests.tools import REPO, require_shared
 
 STACKS = ("seoul-prod", "seoul-stage")
 
@@ -129,8 +133,6 @@ def test_apps_have_autoscaler_on_cpu_and_memory_and_spread(cfg_prod):
 
 @pytest.fixture(scope="module")
 def cfg_prod() -> StackConfig:
-    from model import load_config
-    from offline.stackfile import read_stack_file
     return load_config(read_stack_file(REPO / "Pulumi.seoul-prod.yaml").lookup)
 
 
@@ -170,9 +172,15 @@ def test_an_ingress_stack_without_apps_still_plans(tmp_path):
     ],
 )
 def test_bad_network_and_app_keys_are_config_errors(tmp_path, change, expected):
-    from model import ConfigError, load_config
-    from offline.stackfile import read_stack_file
     path = altered_stack(tmp_path, "seoul-stage", change)
     with pytest.raises(ConfigError) as err:
         load_config(read_stack_file(path).lookup)
     assert any(line.startswith(expected) for line in err.value.lines), err.value.lines
+
+
+def test_provider_inputs_pass_the_shared_schema_checker(plan):
+    checker = require_shared("schemas/pulumi-providers/check_inputs.py")
+    proc = subprocess.run([sys.executable, str(checker), str(plan.out / "plan.json")], capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    assert "fortios" in proc.stdout and "kubernetes" in proc.stdout  # both were checked, not skipped
