@@ -10,6 +10,7 @@ from offline.wire import SECRET, plain
 from tests.planning import registrations
 from tests.policy_fixtures import to_struct
 from tests.stacks import altered_stack, key
+from tests.test_hosts import env_of
 from tests.tools import REPO
 
 INGRESS_HOSTS = ["ingress-1", "ingress-2", "ingress-3"]
@@ -147,3 +148,25 @@ def test_the_shipped_rule_base_passes_the_fortigate_policies(prod):
 def test_each_fortigate_policy_notices_its_mistake(prod, rule, change, policies):
     found = fortigate_violations(mutated(prod, rule, change))
     assert found == sorted((policy, rule) for policy in policies)
+
+
+def firewall_env(regs, host: str) -> dict[str, str]:
+    return env_of(plain(next(r for r in regs if r.name == f"{host}-firewalld").inputs)["create"])
+
+
+@pytest.mark.parametrize("host", ["cp-1", "ingress-1", "worker-1"])
+def test_kubernetes_nodes_open_bgp_typha_and_vxlan(prod, host):
+    env = firewall_env(prod, host)
+    assert {"179", "5473"} <= set(env["TCP_PORTS"].split())
+    assert env["UDP_PORTS"] == "4789"
+
+
+def test_storage_and_etcd_hosts_open_nothing_for_calico(prod):
+    for host in ("osd-1", "etcd-1"):
+        env = firewall_env(prod, host)
+        assert not {"179", "5473"} & set(env["TCP_PORTS"].split()) and env["UDP_PORTS"] == ""
+
+
+def test_ingress_hosts_open_http_https_and_the_webhook(prod):
+    assert {"80", "443", "8444"} <= set(firewall_env(prod, "ingress-1")["TCP_PORTS"].split())
+    assert "8444" not in firewall_env(prod, "worker-1")["TCP_PORTS"].split()
