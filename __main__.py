@@ -3,10 +3,14 @@
 import pulumi
 from pulumi.runtime.config import CONFIG, get_config, get_config_env, is_config_secret
 
+from components.addons import ClusterAddons
+from components.apps import Applications
 from components.backup import BackupVault
 from components.edge import EdgeLoadBalancer
+from components.firewall import EdgeFirewall
 from components.hosts import Host
 from components.kubernetes import build_kubernetes
+from components.network import ClusterNetwork
 from model import PROJECT, SECRET_KEYS, ConfigError, load_config
 
 try:
@@ -17,6 +21,8 @@ except ConfigError as err:
     raise pulumi.RunError("invalid stack config:\n  " + "\n  ".join(err.lines)) from None
 
 for path in SECRET_KEYS:
+    if getattr(cfg, path.split(".")[0]) is None:
+        continue  # an optional section the stack leaves out
     if not is_config_secret(f"{PROJECT}:{path.split('.')[0]}"):
         pulumi.log.warn(f"{PROJECT}:{path} is stored in plain text; "
                         f"use: pulumi config set --secret --path '{PROJECT}:{path}'")
@@ -31,12 +37,18 @@ private_key = pulumi.Output.secret(cfg.ssh.private_key.get_secret_value())
 
 hosts = {spec.name: Host(cfg, spec, private_key) for spec in cfg.hosts}
 cluster = build_kubernetes(cfg, hosts)
-edge = EdgeLoadBalancer(cfg)
+network = ClusterNetwork("network", cfg, cluster.provider)
+addons = ClusterAddons("addons", cfg, cluster.provider, after=[network.ready])
+Applications("apps", cfg, cluster.provider, ingress=[addons.ingress])
+edge = EdgeLoadBalancer(cfg, nodes=cluster.registered, ingress=[addons.ingress])
+if cfg.fortigate is not None:
+    EdgeFirewall("fortigate", cfg, cfg.fortigate)
 backup = BackupVault(cfg)
 
 pulumi.export("environment", cfg.environment)
 pulumi.export("publicEndpoint", f"https://{cfg.f5.virtual_address}:{cfg.f5.port}")
 pulumi.export("backupBucket", cfg.backup_bucket)
+pulumi.export("apps", {app.name: f"https://{app.host}" for app in cfg.apps})
 pulumi.export("inventory", {spec.name: {"address": str(spec.address), "roles": list(spec.roles)} for spec in cfg.hosts})
 pulumi.export("kubeconfig", cluster.kubeconfig)
 for name, value in cluster.outputs.items():

@@ -36,6 +36,8 @@ def problems(cfg: StackConfig) -> list[Problem]:
         *_bootstrap_hosts(cfg),
         *_deploy_keeps_access(cfg),
         *_ports_free(cfg),
+        *_peer_racks(cfg),
+        *_unique_apps(cfg),
     ]
 
 
@@ -250,3 +252,18 @@ def _ports_free(cfg: StackConfig) -> Iterator[Problem]:
                 break
     if cfg.network.api_vip_port == cfg.ssh.port and cfg.with_role("control-plane"):
         yield "network.apiVipPort", f"{cfg.network.api_vip_port} is ssh.port, which sshd holds on control planes"
+
+
+def _peer_racks(cfg: StackConfig) -> Iterator[Problem]:
+    racks = {h.rack for h in cfg.kubernetes_nodes if h.rack}
+    for i, peer in enumerate(cfg.network.tor_peers):
+        if peer.rack is not None and peer.rack not in racks:
+            yield f"network.torPeers[{i}].rack", f"{peer.rack}: no Kubernetes node is in this rack"
+
+
+def _unique_apps(cfg: StackConfig) -> Iterator[Problem]:
+    for attr in ("name", "host"):
+        seen = Counter(getattr(a, attr) for a in cfg.apps)
+        for i, app in enumerate(cfg.apps):
+            if seen[getattr(app, attr)] > 1:
+                yield f"apps[{i}].{attr}", f"{getattr(app, attr)} is used by {seen[getattr(app, attr)]} apps"

@@ -18,8 +18,11 @@ from model import releases
 from model.invariants import problems
 from model.schema import (
     DEVICE_PATTERN,
+    DNS_NAME_PATTERN,
     HOST_KEY_PATTERN,
     HOST_NAME_PATTERN,
+    IMAGE_PATTERN,
+    QUANTITY_PATTERN,
     USER_PATTERN,
     VERSION_PATTERN,
     StackConfig,
@@ -32,7 +35,11 @@ SECRET_PLACEHOLDER = "offline-plan-placeholder-not-a-real-secret"
 Lookup = Callable[[str], Any]
 
 # Secret key paths and what to feed `pulumi config set` for each.
-SECRET_KEYS = {"ssh.privateKey": "private-key-file", "f5.management.password": "password-file"}
+SECRET_KEYS = {
+    "ssh.privateKey": "private-key-file",
+    "f5.management.password": "password-file",
+    "fortigate.management.token": "token-file",
+}
 
 PATTERN_MEANING = {
     VERSION_PATTERN: "expected a full version x.y.z, e.g. 1.29.6",
@@ -40,6 +47,9 @@ PATTERN_MEANING = {
     DEVICE_PATTERN: "expected a device path such as /dev/nvme0n1",
     USER_PATTERN: "expected a Linux user name",
     HOST_KEY_PATTERN: "expected a public host key as in known_hosts: '<type> <base64>'",
+    IMAGE_PATTERN: "expected an image with a tag or digest, e.g. registry/shop/api:1.4.2",
+    QUANTITY_PATTERN: "expected a Kubernetes quantity such as 500m, 2, 512Mi or 1Gi",
+    DNS_NAME_PATTERN: "expected a fully qualified DNS name such as shop.example.com",
 }
 
 

@@ -49,6 +49,35 @@ class Archive:
     sha256: str
 
 
+@dataclass(frozen=True)
+class Chart:
+    """A Helm chart pinned by name, exact version and repository URL."""
+
+    name: str
+    version: str
+    repository: str
+
+
+# Cluster add-ons, as Helm charts. The same versions' values.yaml (and values.schema.json)
+# sit in ../shared/charts/<name>-<version>/, and tests/test_network_render.py checks every
+# values key the program sets against them.
+# tigera-operator: Calico v3.27.5 (operator v1.32.12), docs.tigera.io "Install Calico with Helm".
+CALICO_VERSION = "v3.27.5"
+TIGERA_OPERATOR = Chart("tigera-operator", CALICO_VERSION, "https://docs.tigera.io/calico/charts")
+# MetalLB v0.14.9 (controller only: its speaker would fight Calico's BGP sessions).
+METALLB = Chart("metallb", "0.14.9", "https://metallb.github.io/metallb")
+# ingress-nginx controller v1.11.8.
+INGRESS_NGINX = Chart("ingress-nginx", "4.11.8", "https://kubernetes.github.io/ingress-nginx")
+# metrics-server 0.7.2.
+METRICS_SERVER = Chart("metrics-server", "3.12.2", "https://kubernetes-sigs.github.io/metrics-server/")
+
+# Approves kubelet serving-certificate CSRs (kubelet serverTLSBootstrap) after checking
+# the names and addresses in them: github.com/postfinance/kubelet-csr-approver, deployed
+# as plain objects (its chart is not among the pinned charts). Resolve the tag to a
+# digest in the registry before the first `pulumi up`.
+KUBELET_CSR_APPROVER_IMAGE = "ghcr.io/postfinance/kubelet-csr-approver:v1.2.2"
+
+
 def minor(version: str) -> str:
     """`1.29` for `1.29.6`."""
     return ".".join(version.split(".")[:2])

@@ -7,7 +7,16 @@ from functools import cached_property
 from ipaddress import IPv4Address, IPv4Network
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, StringConstraints, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    SecretStr,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
 from pydantic.alias_generators import to_camel
 
 from model import releases
@@ -24,6 +33,11 @@ VERSION_PATTERN = r"^\d+\.\d+\.\d+$"
 DEVICE_PATTERN = r"^/dev/[A-Za-z0-9/_-]+$"
 USER_PATTERN = r"^[a-z_][a-z0-9_-]{0,31}$"
 HOST_KEY_PATTERN = r"^(ssh-ed25519|ecdsa-sha2-nistp(256|384|521)|rsa-sha2-(256|512)|ssh-rsa) [A-Za-z0-9+/]+={0,3}$"
+# An image with a tag or digest (a bare name is refused; `latest` too, see App.image).
+IMAGE_PATTERN = (r"^[a-z0-9][a-z0-9._-]*(:[0-9]+)?(/[a-z0-9._-]+)*"
+                 r"(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}|@sha256:[a-f0-9]{64})$")
+QUANTITY_PATTERN = r"^[0-9]+(\.[0-9]+)?(m|Ki|Mi|Gi|Ti)?$"
+DNS_NAME_PATTERN = r"^([a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$"
 
 # DNS-1123 label: host names become Kubernetes node names and resource names.
 HostName = Annotated[str, StringConstraints(pattern=HOST_NAME_PATTERN)]
@@ -31,6 +45,8 @@ Version = Annotated[str, StringConstraints(pattern=VERSION_PATTERN)]
 DevicePath = Annotated[str, StringConstraints(pattern=DEVICE_PATTERN)]
 AsNumber = Annotated[int, Field(ge=1, le=4_294_967_295)]
 Port = Annotated[int, Field(ge=1, le=65_535)]
+Quantity = Annotated[str, StringConstraints(pattern=QUANTITY_PATTERN)]
+Percent = Annotated[int, Field(ge=1, le=100)]
 
 
 class Model(BaseModel):
@@ -60,6 +76,9 @@ class HostSpec(Model):
     # without it the provider accepts any key the address presents.
     host_key: Annotated[str, StringConstraints(pattern=HOST_KEY_PATTERN)] | None = None
     state: HostState = "active"
+    # The rack (and so the top-of-rack pair) the host sits in; a ToR peer with a rack
+    # serves only that rack's nodes (label RACK_LABEL on the Node).
+    rack: HostName | None = None
 
     @property
     def failed(self) -> bool:
@@ -77,6 +96,8 @@ class HostSpec(Model):
 class TorPeer(Model):
     address: IPv4Address
     as_number: AsNumber
+    # Set: only nodes of this rack peer with it. Unset: every node does.
+    rack: HostName | None = None
 
 
 class Network(Model):
@@ -91,6 +112,9 @@ class Network(Model):
     tor_peers: Annotated[list[TorPeer], Field(min_length=1)]
     load_balancer_cidr: IPv4Network
     ntp_servers: Annotated[list[str], Field(min_length=1)] = ["0.kr.pool.ntp.org", "1.kr.pool.ntp.org"]
+    # Calico IP pool encapsulation (operator.tigera.io Installation names): CrossSubnet
+    # modes encapsulate only between nodes of different subnets (racks), never inside one.
+    encapsulation: Literal["VXLANCrossSubnet", "IPIPCrossSubnet", "None"] = "VXLANCrossSubnet"
 
 
 class Kubernetes(Model):
@@ -161,6 +185,73 @@ class F5(Model):
     key: str = "/Common/default.key"
 
 
+class FortiGateManagement(Model):
+    """How Pulumi reaches the FortiGate's REST API (pulumiverse-fortios provider)."""
+
+    address: Annotated[str, StringConstraints(min_length=1)]
+    token: SecretStr
+    vdom: str = "root"
+
+
+class FortiGateInterfaces(Model):
+    """FortiGate ports by purpose (a 200F names them wan1, wan2, port1..port16, x1..x4)."""
+
+    internet: str = "wan1"
+    edge: str = "port1"       # towards the F5's external side
+    bastion: str = "port2"    # the operators' bastion network
+    nodes: str = "port3"      # the node network (SSH, the Kubernetes API VIP)
+
+
+class FortiGate(Model):
+    """The FortiGate 200F in front of the F5 and the node network."""
+
+    management: FortiGateManagement
+    bastion_cidr: IPv4Network
+    interfaces: FortiGateInterfaces = FortiGateInterfaces()
+
+
+class Resource(Model):
+    """One resource of a container: request, limit, and the HPA's utilization target (% of request)."""
+
+    request: Quantity
+    limit: Quantity
+    target_utilization: Percent
+
+
+class Replicas(Model):
+    min: Annotated[int, Field(ge=1)]
+    max: Annotated[int, Field(ge=1)]
+
+    @model_validator(mode="after")
+    def _ordered(self) -> "Replicas":
+        if self.min > self.max:
+            raise ValueError(f"min {self.min} is above max {self.max}")
+        return self
+
+
+class App(Model):
+    """An application behind ingress-nginx: Deployment, Service, Ingress, HPA and PDB."""
+
+    name: HostName
+    image: Annotated[str, StringConstraints(pattern=IMAGE_PATTERN)]
+    port: Port
+    host: Annotated[str, StringConstraints(pattern=DNS_NAME_PATTERN)]
+    replicas: Replicas
+    cpu: Resource
+    memory: Resource
+    namespace: HostName = "shop"
+    health_path: Annotated[str, StringConstraints(pattern=r"^/[A-Za-z0-9/._-]*$")] = "/healthz"
+    # How long the HPA waits on lower recommendations before it scales down.
+    scale_down_stabilization_seconds: Annotated[int, Field(ge=0, le=3600)] = 300
+
+    @field_validator("image")
+    @classmethod
+    def _not_latest(cls, image: str) -> str:
+        if image.endswith(":latest"):
+            raise ValueError("the tag latest moves; pin a version tag or a digest")
+        return image
+
+
 class Hardening(Model):
     ssh_password_authentication: bool = False
     permit_root_login: bool = False
@@ -193,6 +284,8 @@ class StackConfig(Model):
     hardening: Hardening = Hardening()
     backup: Backup = Backup()
     workload: Workload
+    fortigate: FortiGate | None = None
+    apps: list[App] = []
 
     @property
     def backup_bucket(self) -> str:
@@ -257,6 +350,11 @@ class StackConfig(Model):
     def workers(self) -> list[HostSpec]:
         """Kubernetes nodes that are not control planes, by name."""
         return sorted((h for h in self.kubernetes_nodes if not h.has("control-plane")), key=lambda h: h.name)
+
+    @cached_property
+    def ingress_nodes(self) -> list[HostSpec]:
+        """Kubernetes nodes with the role ingress, by name: ingress-nginx runs here, the F5 pool points here."""
+        return sorted((h for h in self.kubernetes_nodes if h.has("ingress")), key=lambda h: h.name)
 
     @cached_property
     def etcd_members(self) -> list[HostSpec]:

@@ -1,4 +1,4 @@
-"""Every file the program puts on a host, and every Kubernetes object, as it would land.
+"""Every file the program puts on a host, every Kubernetes object and Helm release's values, as they would land.
 
 Read back from the recorded registrations (not re-rendered), so the artifacts are
 byte for byte what the program sends.
@@ -14,6 +14,8 @@ from google.protobuf import json_format
 
 from offline.registry import Registration
 from offline.wire import SECRET, UNKNOWN, is_secret, plain
+
+HELM_RELEASE_TYPE = "kubernetes:helm.sh/v3:Release"
 
 # The one shape of a file put (components/remote.py: install_command).
 _PUT_FILE = re.compile(r"^sudo install -D -m [0-7]{4} -o root -g root /dev/stdin (/\S+)$")
@@ -55,7 +57,27 @@ def kubernetes_objects(registrations: list[Registration]) -> Iterator[tuple[str,
             continue
         namespace = obj.get("metadata", {}).get("namespace") or "_cluster"
         name = obj.get("metadata", {}).get("name") or reg.name
-        yield f"{namespace}/{obj['kind']}-{name}.yaml", obj
+        head = {k: obj[k] for k in ("apiVersion", "kind", "metadata") if k in obj}
+        yield f"{namespace}/{obj['kind']}-{name}.yaml", _integers({**head, **obj})
+
+
+def helm_values(registrations: list[Registration]) -> Iterator[tuple[str, dict[str, Any]]]:
+    """(release name, values) for every Helm release registered."""
+    for reg in registrations:
+        if reg.type == HELM_RELEASE_TYPE:
+            inputs = plain(reg.inputs)
+            yield str(inputs.get("name") or reg.name), _integers(inputs.get("values") or {})
+
+
+def _integers(value: Any) -> Any:
+    # The wire carries every number as a double; 8080.0 is the port 8080 the program set.
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, dict):
+        return {k: _integers(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_integers(v) for v in value]
+    return value
 
 
 def write(out: Path, registrations: list[Registration], names_by_address: dict[str, str]) -> int:
@@ -70,5 +92,10 @@ def write(out: Path, registrations: list[Registration], names_by_address: dict[s
         target = out / "k8s" / relative
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(yaml.safe_dump(obj, sort_keys=False))
+        count += 1
+    for release, values in helm_values(registrations):
+        target = out / "helm" / f"{release}.yaml"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(yaml.safe_dump(values, sort_keys=False))
         count += 1
     return count

@@ -25,6 +25,7 @@ from model import PROJECT, SECRET_PLACEHOLDER
 SECRET_PATHS = [
     (f"{PROJECT}:ssh", ("privateKey",)),
     (f"{PROJECT}:f5", ("management", "password")),
+    (f"{PROJECT}:fortigate", ("management", "token")),
 ]
 
 

@@ -10,6 +10,7 @@ Areas and rule names (`<area>-<rule>`):
   backups.py     backup-*         backup bucket hardening, KMS rotation, protect in prod
   resilience.py  etcd-*, controlplane-*, f5-*, ceph-*
   kubernetes.py  k8s-*            version pinning, app workload sizing/HPA/PDB, privilege
+  network.py     fortigate-*      no any-to-any accept, logging on every policy, no SSH from the internet
 
 Conventions the rules rely on (the program's contract):
   * Backup buckets are `aws:s3/bucket:Bucket` resources tagged `backup: "true"`.
@@ -29,7 +30,7 @@ from __future__ import annotations
 
 from pulumi_policy import EnforcementLevel, Policy
 
-from . import backups, hosts, kubernetes, residency, resilience
+from . import backups, hosts, kubernetes, network, residency, resilience
 
 PACK_NAME = "seoul-cluster-guard"
 # Must match `version` in PulumiPolicy.yaml (the CLI takes the version from there).
@@ -45,6 +46,7 @@ POLICIES: list[Policy] = [
     *backups.POLICIES,
     *resilience.POLICIES,
     *kubernetes.POLICIES,
+    *network.POLICIES,
 ]
 
 

@@ -6,6 +6,7 @@
 from dataclasses import dataclass
 
 from model.schema import Hardening, HostSpec, StackConfig
+from render import addons, network
 from render.files import FileSet, HostFile, ScriptRun, digest
 
 HEADER = "# Managed by seoul-cluster (Pulumi). Local edits are overwritten.\n"
@@ -136,21 +137,27 @@ def tcp_ports(cfg: StackConfig, host: HostSpec) -> list[str]:
     """The only TCP ports a host accepts, by role."""
     ports = [str(cfg.ssh.port)]
     if host.is_kubernetes_node:
-        ports += ["10250", "179"]  # kubelet; Calico BGP with the top-of-rack switches
+        ports += ["10250", *network.node_firewall(cfg)[0]]  # kubelet; Calico BGP and Typha
     if host.has("control-plane"):
         ports += ["6443", str(cfg.network.api_vip_port)]
     if host.has("etcd"):
         ports += ["2379-2380"]
     if host.has("ingress"):
-        ports += ["80", "443"]
+        ports += [*(str(p) for p in addons.INGRESS_PORTS), str(addons.INGRESS_WEBHOOK_PORT)]
     if host.has("storage"):
         ports += ["3300", "6789", "6800-7300"]
     return list(dict.fromkeys(ports))
 
 
-def protocols(host: HostSpec) -> list[str]:
-    # Keepalived speaks VRRP (IP protocol 112) between control planes.
-    return ["vrrp"] if host.has("control-plane") else []
+def udp_ports(cfg: StackConfig, host: HostSpec) -> list[str]:
+    """The only UDP ports a host accepts: Calico's VXLAN between Kubernetes nodes, when in use."""
+    return network.node_firewall(cfg)[1] if host.is_kubernetes_node else []
+
+
+def protocols(cfg: StackConfig, host: HostSpec) -> list[str]:
+    # Keepalived speaks VRRP (IP protocol 112) between control planes; Calico's IP-in-IP is protocol 4.
+    found = ["vrrp"] if host.has("control-plane") else []
+    return found + (network.node_firewall(cfg)[2] if host.is_kubernetes_node else [])
 
 
 def trusted_sources(cfg: StackConfig, host: HostSpec) -> list[str]:
@@ -203,7 +210,8 @@ def preparation(cfg: StackConfig, host: HostSpec) -> Preparation:
     firewall = {
         "DEFAULT_ZONE": "drop",
         "TCP_PORTS": " ".join(tcp_ports(cfg, host)),
-        "PROTOCOLS": " ".join(protocols(host)),
+        "UDP_PORTS": " ".join(udp_ports(cfg, host)),
+        "PROTOCOLS": " ".join(protocols(cfg, host)),
         "TRUSTED_SOURCES": " ".join(trusted_sources(cfg, host)),
     }
     return Preparation(

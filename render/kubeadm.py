@@ -9,7 +9,7 @@ join script fills the `@@...@@` placeholders on the host from a root-only file.
 import yaml
 
 from model.schema import HostSpec, StackConfig
-from render import apivip, etcd, runtime
+from render import addons, apivip, etcd, network, runtime
 from render.files import FileSet, HostFile, ScriptRun, script, timers, unit_path
 
 API_VERSION = "kubeadm.k8s.io/v1beta3"
@@ -48,12 +48,16 @@ def cluster_name(cfg: StackConfig) -> str:
 
 
 def _node_registration(cfg: StackConfig, host: HostSpec) -> dict:
-    return {
+    registration = {
         "name": host.name,
         "criSocket": runtime.cri_socket(cfg),
         "kubeletExtraArgs": {"node-ip": str(host.address)},
         "imagePullPolicy": "IfNotPresent",
     }
+    if host.has("ingress") and not host.has("control-plane"):
+        # Tainted from its first registration, so nothing but ingress-nginx lands there.
+        registration["taints"] = [addons.INGRESS_TAINT]
+    return registration
 
 
 def cluster_configuration(cfg: StackConfig) -> dict:
@@ -138,6 +142,9 @@ def kubelet_configuration(cfg: StackConfig) -> dict:
         "kind": "KubeletConfiguration",
         "cgroupDriver": "systemd",
         "rotateCertificates": True,
+        # Serving certificates signed by the cluster CA (CSRs approved by kubelet-csr-approver,
+        # render/addons.py), so metrics-server verifies kubelets instead of skipping TLS checks.
+        "serverTLSBootstrap": True,
     }
 
 
@@ -206,6 +213,8 @@ def node_labels(host: HostSpec) -> list[str]:
         labels.append("node-role.kubernetes.io/worker=")
     if host.has("ingress"):
         labels.append("node-role.kubernetes.io/ingress=")
+    if host.rack:
+        labels.append(f"{network.RACK_LABEL}={host.rack}")
     return labels
 
 

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Converge firewalld to: default zone DEFAULT_ZONE accepting only TCP_PORTS and
-# PROTOCOLS, plus TRUSTED_SOURCES in the trusted zone. Everything else is dropped.
+# Converge firewalld to: default zone DEFAULT_ZONE accepting only TCP_PORTS, UDP_PORTS
+# and PROTOCOLS, plus TRUSTED_SOURCES in the trusted zone. Everything else is dropped.
 # The SSH port is part of TCP_PORTS and is added before the zone becomes default.
-# Env: DEFAULT_ZONE, TCP_PORTS (space separated, ranges as a-b), PROTOCOLS, TRUSTED_SOURCES.
+# Env: DEFAULT_ZONE, TCP_PORTS and UDP_PORTS (space separated, ranges as a-b), PROTOCOLS
+# (names or numbers), TRUSTED_SOURCES.
 set -euo pipefail
 zone="${DEFAULT_ZONE:?DEFAULT_ZONE is required}"
 systemctl enable --now firewalld
@@ -17,6 +18,9 @@ for port in $(firewall-cmd --permanent --zone="$zone" --list-ports); do
 done
 for port in ${TCP_PORTS:-}; do
   fw --zone="$zone" --add-port="${port}/tcp"
+done
+for port in ${UDP_PORTS:-}; do
+  fw --zone="$zone" --add-port="${port}/udp"
 done
 for protocol in $(firewall-cmd --permanent --zone="$zone" --list-protocols); do
   fw --zone="$zone" --remove-protocol="$protocol"
@@ -35,4 +39,4 @@ done
 # the SSH port is open in it before any interface lands there.
 firewall-cmd -q --reload
 firewall-cmd -q --set-default-zone="$zone"
-echo "firewalld: default zone ${zone}, tcp ${TCP_PORTS:-none}"
+echo "firewalld: default zone ${zone}, tcp ${TCP_PORTS:-none}, udp ${UDP_PORTS:-none}"

@@ -346,7 +346,27 @@ def compliant_cluster() -> Cluster:
             "spec": {"template": {"spec": {"containers": [{"name": "coredns", "image": "coredns/coredns:1.11.1"}]}}},
         },
     )
+    add_firewall(c)
     return c
+
+
+FORTIOS_POLICY = "fortios:firewall/policy:Policy"
+
+
+def add_firewall(c: Cluster) -> None:
+    """A FortiGate rule base: internet -> VIP https, bastion -> SSH, deny the rest, all logging."""
+    c.add("fortios:firewall/service/custom:Custom", "seoul-ssh", {"name": "seoul-ssh", "tcpPortrange": "22"})
+
+    def policy(name: str, policyid: int, src_if: str, src: str, dst: str, service: str, action: str) -> None:
+        c.add(FORTIOS_POLICY, name, {
+            "policyid": policyid, "name": name, "srcintfs": [{"name": src_if}], "dstintfs": [{"name": "port1"}],
+            "srcaddrs": [{"name": src}], "dstaddrs": [{"name": dst}], "services": [{"name": service}],
+            "action": action, "logtraffic": "all",
+        })
+
+    policy("internet-to-f5-https", 10, "wan1", "all", "seoul-f5-vip", "HTTPS", "accept")
+    policy("bastion-ssh-to-nodes", 20, "port2", "seoul-bastion", "seoul-node-network", "seoul-ssh", "accept")
+    policy("deny-everything-else", 1000, "any", "all", "all", "ALL", "deny")
 
 
 def add_backup_bucket(c: Cluster, name: str, tags: dict[str, str], provider: Res, key: Res) -> Res:

@@ -15,6 +15,7 @@ import pytest
 from offline.policy import analyze
 from policies.pack import POLICIES
 from tests.policy_fixtures import (
+    FORTIOS_POLICY,
     PROD_CONFIG,
     PROJECT,
     STACK,
@@ -384,6 +385,21 @@ CASES: dict[str, Case] = {
         ok=privileged_in("rook-ceph"),
         bad=privileged_in("apps"),
         urn=_res("node-agent", DEPLOYMENT),
+    ),
+    "fortigate-no-any-to-any-accept": Case(
+        ok=set_input("deny-everything-else", FORTIOS_POLICY, ["services"], [{"name": "HTTPS"}]),
+        bad=set_input("internet-to-f5-https", FORTIOS_POLICY, ["dstaddrs"], [{"name": "all"}]),
+        urn=_res("internet-to-f5-https", FORTIOS_POLICY),
+    ),
+    "fortigate-policy-logging": Case(
+        ok=set_input("deny-everything-else", FORTIOS_POLICY, ["logtraffic"], "utm"),
+        bad=set_input("deny-everything-else", FORTIOS_POLICY, ["logtraffic"], "disable"),
+        urn=_res("deny-everything-else", FORTIOS_POLICY),
+    ),
+    "fortigate-no-internet-ssh": Case(
+        ok=set_input("bastion-ssh-to-nodes", FORTIOS_POLICY, ["srcintfs"], [{"name": "port3"}]),
+        bad=set_input("bastion-ssh-to-nodes", FORTIOS_POLICY, ["srcaddrs"], [{"name": "all"}]),
+        urn=_res("bastion-ssh-to-nodes", FORTIOS_POLICY),
     ),
 }
 

@@ -15,7 +15,7 @@ from offline.policy import (
     load_policy_pack_config,
     split_preview_unknowns,
 )
-from policies import backups, hosts, kubernetes, pack, residency, resilience
+from policies import backups, hosts, kubernetes, network, pack, residency, resilience
 from tests.policy_fixtures import (
     PROD_CONFIG,
     PROJECT,
@@ -317,10 +317,11 @@ def test_replication_to_a_bucket_in_another_region() -> None:
 
 # --- pack structure -----------------------------------------------------------------------------------
 def test_policy_metadata() -> None:
-    modules = {"hosts": hosts, "residency": residency, "backup": backups, "resilience": resilience, "k8s": kubernetes}
+    modules = {"hosts": hosts, "residency": residency, "backup": backups, "resilience": resilience, "k8s": kubernetes,
+               "fortigate": network}
     names = [p.name for p in pack.POLICIES]
     assert len(names) == len(set(names))
-    assert names == [p.name for m in (hosts, residency, backups, resilience, kubernetes) for p in m.POLICIES]
+    assert names == [p.name for m in (hosts, residency, backups, resilience, kubernetes, network) for p in m.POLICIES]
     prefixes = set(modules) | {"etcd", "controlplane", "f5", "ceph"}
     for policy in pack.POLICIES:
         assert re.fullmatch(r"[a-z0-9]+(-[a-z0-9]+)+", policy.name), policy.name

@@ -374,7 +374,7 @@ V1BETA3 = {
     },
 }
 # The few kubelet.config.k8s.io/v1beta1 fields rendered, checked against the same source.
-KUBELET = {**TYPE_META, "cgroupDriver": None, "rotateCertificates": None}
+KUBELET = {**TYPE_META, "cgroupDriver": None, "rotateCertificates": None, "serverTLSBootstrap": None}
 
 
 def unknown_fields(value, schema, path: str) -> list[str]:

@@ -43,6 +43,12 @@ class KubernetesCluster:
     workers: WorkerPool
     runtimes: dict[str, ContainerRuntime] = field(default_factory=dict)
 
+    @property
+    def registered(self) -> dict[str, pulumi.Resource]:
+        """Node name -> its registration step (the init node: `kubeadm init`); removal drains the node."""
+        return {self.control_plane.first.name: self.control_plane.init, **self.control_plane.registered,
+                **self.workers.registered}
+
 
 def build_kubernetes(cfg: StackConfig, hosts: Mapping[str, HostHandle]) -> KubernetesCluster:
     """External etcd, API VIP, container runtimes, control plane, workers and a provider.

@@ -19,6 +19,7 @@ class ControlPlane(pulumi.ComponentResource):
     first: HostSpec
     init: pulumi.Resource
     joins: dict[str, pulumi.Resource]
+    registered: dict[str, pulumi.Resource]
     kubeconfig: pulumi.Output[str]
     kubeconfig_step: pulumi.Resource
 
@@ -53,9 +54,11 @@ class ControlPlane(pulumi.ComponentResource):
 
         # One at a time: each join starts after the previous control plane has joined.
         self.joins = {}
+        self.registered = {}
         previous = self.init
         for cp in built.control_planes[1:]:
-            joined = join_node(self, cfg, cp, hosts[cp.name], self.first_target, after=[*prepared[cp.name], previous])
+            joined, self.registered[cp.name] = join_node(self, cfg, cp, hosts[cp.name], self.first_target,
+                                                         after=[*prepared[cp.name], previous])
             if cp.failed:
                 run_for_failed(self.first_target, cp, kubeadm.node_gone(cp), child_opts(self, [self.init]))
             else:

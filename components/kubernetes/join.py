@@ -16,8 +16,11 @@ def join_node(
     handle: HostHandle,
     init_node: Target,
     after: Sequence[pulumi.Resource],
-) -> pulumi.Resource:
-    """Mint join material on `init_node`, hand it to the node, join, register; returns the join.
+) -> tuple[pulumi.Resource, pulumi.Resource]:
+    """Mint join material on `init_node`, hand it to the node, join, register; returns (join, registration).
+
+    The registration step (`<node>-node`) is what drains the node when it leaves: anything
+    that must go before the drain (the node's F5 pool member) depends on it.
 
     The material is a secret output of its step (logging off), travels on stdin into a
     root-only file on the node and is removed there after the join. Removing the node
@@ -36,5 +39,5 @@ def join_node(
         secret=True,
     )
     joined = run(handle.target, kubeadm.join(cfg, node), child_opts(parent, [*after, secrets]))
-    run(init_node, kubeadm.node_registration(node), child_opts(parent, [joined]), on_behalf_of=node)
-    return joined
+    registered = run(init_node, kubeadm.node_registration(node), child_opts(parent, [joined]), on_behalf_of=node)
+    return joined, registered

@@ -13,9 +13,13 @@ from render import kubeadm
 
 
 class WorkerPool(pulumi.ComponentResource):
-    """Each worker joins on its own, after `kubeadm init` and its own host only; `joins[name]`."""
+    """Each worker joins on its own, after `kubeadm init` and its own host only.
+
+    `joins[name]`: the worker joined; `registered[name]`: its registration (removal drains it).
+    """
 
     joins: dict[str, pulumi.Resource]
+    registered: dict[str, pulumi.Resource]
 
     def __init__(
         self,
@@ -28,11 +32,13 @@ class WorkerPool(pulumi.ComponentResource):
     ):
         super().__init__("seoul:kubernetes:WorkerPool", name, None, opts)
         self.joins = {}
+        self.registered = {}
         for worker in cfg.as_built.workers:  # failed ones too: their resources stay, inert
             handle = hosts[worker.name]
             config = put(handle.target, kubeadm.kubeadm_config(cfg, worker), child_opts(self, [handle.ready]))
             after = [config, handle.ready, runtimes[worker.name].ready, control_plane.init]
-            joined = join_node(self, cfg, worker, handle, control_plane.first_target, after)
+            joined, self.registered[worker.name] = join_node(
+                self, cfg, worker, handle, control_plane.first_target, after)
             if worker.failed:
                 run_for_failed(control_plane.first_target, worker, kubeadm.node_gone(worker),
                                child_opts(self, [control_plane.init]))

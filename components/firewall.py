@@ -1,0 +1,64 @@
+"""The FortiGate 200F in front of the F5 and the node network, through pulumiverse-fortios.
+
+Address objects and services first, then the policies in `policyid` order (render/fortigate.py):
+internet -> F5 VIP on 443, bastion -> SSH and the API VIP, an explicit deny for the rest;
+every policy logs all sessions.
+"""
+
+import pulumi
+import pulumiverse_fortios as fortios
+
+from model.schema import FortiGate, StackConfig
+from render import fortigate
+
+
+class EdgeFirewall(pulumi.ComponentResource):
+    """`policies[name]`: each firewall policy by rule name."""
+
+    policies: dict[str, fortios.firewall.Policy]
+
+    def __init__(self, name: str, cfg: StackConfig, fw: FortiGate, opts: pulumi.ResourceOptions | None = None):
+        super().__init__("seoul:firewall:EdgeFirewall", name, None, opts)
+        provider = fortios.Provider(
+            "fortigate",
+            hostname=fw.management.address,
+            token=pulumi.Output.secret(fw.management.token.get_secret_value()),
+            vdom=fw.management.vdom,
+            # Verify the FortiGate's certificate (the system trust store must hold its CA).
+            insecure=False,
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        child = pulumi.ResourceOptions(parent=self, provider=provider)
+        objects: list[pulumi.Resource] = [
+            fortios.firewall.Address(a.name, name=a.name, type="ipmask", subnet=a.subnet, comment=a.comment,
+                                     opts=child)
+            for a in fortigate.addresses(cfg, fw)
+        ]
+        objects += [
+            fortios.firewall.service.Custom(s.name, name=s.name, protocol="TCP/UDP/SCTP", tcp_portrange=s.ports,
+                                            comment=s.comment, opts=child)
+            for s in fortigate.services(cfg)
+        ]
+        self.policies = {}
+        previous: list[pulumi.Resource] = []
+        for rule in fortigate.rules(fw):
+            # Created in order, so each lands after the one before it and the deny comes last.
+            policy = fortios.firewall.Policy(
+                rule.name,
+                policyid=rule.policyid,
+                name=rule.name,
+                srcintfs=[{"name": rule.source_interface}],
+                dstintfs=[{"name": rule.destination_interface}],
+                srcaddrs=[{"name": a} for a in rule.sources],
+                dstaddrs=[{"name": a} for a in rule.destinations],
+                services=[{"name": s} for s in rule.services],
+                action=rule.action,
+                schedule="always",
+                nat="disable",
+                logtraffic=fortigate.LOG_ALL,
+                status="enable",
+                opts=pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(depends_on=[*objects, *previous])),
+            )
+            self.policies[rule.name] = policy
+            previous = [policy]
+        self.register_outputs({"policies": sorted(self.policies)})

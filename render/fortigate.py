@@ -1,0 +1,91 @@
+"""The FortiGate 200F rule base in front of the cluster, as data (components/firewall.py applies it).
+
+Internet traffic may reach only the F5 virtual address on its HTTPS port; SSH to the nodes and
+the Kubernetes API VIP are reachable only from the bastion network; an explicit last policy
+denies everything else. Every policy logs all its sessions (`logtraffic all`), the deny
+included, so a blocked attempt is on record (FortiOS "Firewall policy" reference:
+`logtraffic {all | utm | disable}`).
+"""
+
+from dataclasses import dataclass
+from ipaddress import IPv4Network, ip_network
+
+from model.schema import FortiGate, StackConfig
+
+# FortiOS built-in names: the any address, the any service, the any interface.
+ANY_ADDRESS = "all"
+ANY_SERVICE = "ALL"
+ANY_INTERFACE = "any"
+LOG_ALL = "all"
+
+
+@dataclass(frozen=True)
+class Address:
+    """A firewall address object (type ipmask): `subnet` is FortiOS's "<ip> <netmask>"."""
+
+    name: str
+    subnet: str
+    comment: str
+
+
+@dataclass(frozen=True)
+class Service:
+    """A custom TCP service: `ports` is FortiOS's tcp-portrange ("443", "6800-7300")."""
+
+    name: str
+    ports: str
+    comment: str
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One firewall policy, evaluated in `policyid` order; every rule logs all sessions."""
+
+    policyid: int
+    name: str
+    source_interface: str
+    destination_interface: str
+    sources: tuple[str, ...]
+    destinations: tuple[str, ...]
+    services: tuple[str, ...]
+    action: str  # accept | deny
+
+
+def _subnet(network: IPv4Network) -> str:
+    return f"{network.network_address} {network.netmask}"
+
+
+def _host(address: object) -> str:
+    return _subnet(ip_network(f"{address}/32"))
+
+
+def addresses(cfg: StackConfig, fw: FortiGate) -> list[Address]:
+    return [
+        Address("seoul-f5-vip", _host(cfg.f5.virtual_address), "F5 BIG-IP public virtual address"),
+        Address("seoul-node-network", _subnet(cfg.network.node_cidr), "Kubernetes and storage hosts"),
+        Address("seoul-k8s-api-vip", _host(cfg.network.api_vip), "Kubernetes API VIP (HAProxy/Keepalived)"),
+        Address("seoul-bastion", _subnet(fw.bastion_cidr), "operators' bastion network"),
+    ]
+
+
+def services(cfg: StackConfig) -> list[Service]:
+    return [
+        Service("seoul-https", str(cfg.f5.port), "the F5 virtual server"),
+        Service("seoul-ssh", str(cfg.ssh.port), "SSH to the hosts"),
+        Service("seoul-k8s-api", str(cfg.network.api_vip_port), "Kubernetes API on the VIP"),
+    ]
+
+
+def rules(fw: FortiGate) -> list[Rule]:
+    """Allow internet -> F5 VIP (https), bastion -> nodes (ssh), bastion -> API VIP; deny the rest."""
+    ports = fw.interfaces
+    return [
+        Rule(10, "internet-to-f5-https", ports.internet, ports.edge, (ANY_ADDRESS,), ("seoul-f5-vip",),
+             ("seoul-https",), "accept"),
+        Rule(20, "bastion-ssh-to-nodes", ports.bastion, ports.nodes, ("seoul-bastion",), ("seoul-node-network",),
+             ("seoul-ssh",), "accept"),
+        Rule(30, "bastion-to-k8s-api", ports.bastion, ports.nodes, ("seoul-bastion",), ("seoul-k8s-api-vip",),
+             ("seoul-k8s-api",), "accept"),
+        Rule(1000, "deny-everything-else", ANY_INTERFACE, ANY_INTERFACE, (ANY_ADDRESS,), (ANY_ADDRESS,),
+             (ANY_SERVICE,), "deny"),
+    ]
