@@ -119,20 +119,35 @@ def write_text(path: Path, text: str) -> Path:
 
 # --- 3. a duplicate key anywhere: exit 2 naming the key and both lines ------------------------------
 
+def line_of(text: str, line: str, nth: int = 1) -> int:
+    """1-based number of the `nth` line of `text` that equals `line` (the stack files change)."""
+    found = [i for i, current in enumerate(text.splitlines(), start=1) if current == line]
+    return found[nth - 1]
+
+
+def duplicate(text: str, key: str, first: str, second: str) -> tuple[str, str]:
+    """(stack text, expected message) for `key` repeated: its first line, then its second."""
+    return text, (f"line {line_of(text, second, 2 if first == second else 1)}: duplicate key '{key}' "
+                  f"(first at line {line_of(text, first)})")
+
+
+TWO_ADDRESSES = stage_with(STAGE, "      address: 10.20.1.21\n",
+                           "      address: 10.20.1.21\n      address: 10.20.1.99\n")
+SECOND_HOSTS = stage_with(STAGE, "  seoul-cluster:network:\n",
+                          "  seoul-cluster:hosts:\n    - {name: x, address: 10.20.9.9, roles: [worker]}\n"
+                          "  seoul-cluster:network:\n")
+TWO_REGIONS = stage_with(STAGE, "  aws:region: ap-northeast-2\n",
+                         "  aws:region: ap-northeast-2\n  aws:region: us-east-1\n")
 DUPLICATES = {
-    "a host with two addresses": (stage_with(STAGE, "      address: 10.20.1.21\n",
-                                             "      address: 10.20.1.21\n      address: 10.20.1.99\n"),
-                                  "line 13: duplicate key 'address' (first at line 12)"),
-    "a second hosts block": (stage_with(STAGE, "  seoul-cluster:network:\n",
-                                        "  seoul-cluster:hosts:\n    - {name: x, address: 10.20.9.9, roles: [worker]}\n"
-                                        "  seoul-cluster:network:\n"),
-                             "line 58: duplicate key 'seoul-cluster:hosts' (first at line 10)"),
+    "a host with two addresses": duplicate(TWO_ADDRESSES, "address", "      address: 10.20.1.21",
+                                           "      address: 10.20.1.99"),
+    "a second hosts block": duplicate(SECOND_HOSTS, "seoul-cluster:hosts", "  seoul-cluster:hosts:",
+                                      "  seoul-cluster:hosts:"),
     "a repeated F5 management username": (stage_with(STAGE, "      username: pulumi-automation\n",
                                                      "      username: pulumi-automation\n      username: admin\n"),
                                           "duplicate key 'username'"),
-    "a repeated aws:region": (stage_with(STAGE, "  aws:region: ap-northeast-2\n",
-                                                           "  aws:region: ap-northeast-2\n  aws:region: us-east-1\n"),
-                                                "line 7: duplicate key 'aws:region' (first at line 6)"),
+    "a repeated aws:region": duplicate(TWO_REGIONS, "aws:region", "  aws:region: ap-northeast-2",
+                                       "  aws:region: us-east-1"),
 }
 
 
