@@ -99,6 +99,10 @@ def our_sysctls(roles: list) -> dict[str, str]:
     return wanted
 
 
+def sysctl_key(line: str) -> str:
+    return line.lstrip("-").split("=")[0].strip()
+
+
 def sysctl_tree(root: Path, roles: list, names: tuple[str, str] | None = None, only=lambda key: True) -> None:
     """CentOS's and a cloud image's sysctl files, ours beside them as `names` (default: ours)."""
     hardening, kubernetes = names or (hosts.SYSCTL_HARDENING, hosts.SYSCTL_KUBERNETES)
@@ -114,7 +118,7 @@ def sysctl_tree(root: Path, roles: list, names: tuple[str, str] | None = None, o
     if "worker" in roles:
         files[kubernetes.lstrip("/")] = hosts.kubernetes_sysctls()
     for path, text in files.items():
-        lines = [line for line in text.splitlines() if line.startswith("#") or only(line.lstrip("-").split("=")[0].strip())]
+        lines = [line for line in text.splitlines() if line.startswith("#") or only(sysctl_key(line))]
         (root / path).parent.mkdir(parents=True, exist_ok=True)
         (root / path).write_text("\n".join(lines) + "\n")
     (root / "etc/sysctl.d/99-sysctl.conf").symlink_to("../sysctl.conf")  # as CentOS ships it
@@ -185,7 +189,8 @@ def journald_settings(root: Path, name: str) -> dict[str, str]:
     (root / "etc/systemd/journald.conf").write_text((STOCK / "etc/systemd/journald.conf").read_text())
     (root / "etc/systemd/journald.conf.d" / name).write_text(hosts.journald_conf())
     # An image that keeps the journal in memory and away from syslog.
-    (root / "etc/systemd/journald.conf.d/60-cloudimg.conf").write_text("[Journal]\nStorage=volatile\nForwardToSyslog=no\n")
+    hostile = "[Journal]\nStorage=volatile\nForwardToSyslog=no\n"
+    (root / "etc/systemd/journald.conf.d/60-cloudimg.conf").write_text(hostile)
     out = subprocess.run([analyze, f"--root={root}", "--no-pager", "cat-config", "systemd/journald.conf"],
                          capture_output=True, text=True, check=True).stdout
     settings = {}
@@ -242,7 +247,8 @@ def compiled_audit_rules(tmp_path: Path, immutable_name: str) -> list[str]:
     script = f"set -eu\nmount --bind {tmp_path}/audit /etc/audit\naugenrules\n"
     proc = subprocess.run([unshare, "--mount", "sh", "-c", script], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    return [line for line in (tmp_path / "audit/audit.rules").read_text().splitlines() if line and not line.startswith("#")]
+    compiled = (tmp_path / "audit/audit.rules").read_text().splitlines()
+    return [line for line in compiled if line and not line.startswith("#")]
 
 
 def test_audit_rules_end_immutable(tmp_path):
