@@ -158,7 +158,7 @@ CIS_AUDIT_RULES: dict[str, list[str]] = {
     "time changes (4.1.3.4)": [
         "-a always,exit -F arch=b64 -S adjtimex,settimeofday -k time-change",
         "-a always,exit -F arch=b32 -S adjtimex,settimeofday,stime -k time-change",
-        # CLOCK_REALTIME only (a0=0): NTP's own clock reads stay out of the log.
+        # a0=0: CLOCK_REALTIME, the wall clock (other clock ids are per-device clocks).
         *_syscalls("clock_settime", "time-change", "-F a0=0x0"),
         "-w /etc/localtime -p wa -k time-change",
     ],

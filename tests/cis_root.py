@@ -8,7 +8,7 @@
    - selinux.sh: `SELINUX=<SELINUX_MODE>` in /etc/selinux/config (its sed);
    - firewalld.sh: `DefaultZone=<DEFAULT_ZONE>` in /etc/firewalld/firewalld.conf (what
      `firewall-cmd --set-default-zone` writes);
-   - apply-kernel.sh: the values `sysctl --system` leaves (every sysctl.d file in the order
+   - apply-kernel.sh: the values systemd-sysctl leaves (every sysctl.d file in the order
      systemd-analyze cat-config prints, last value winning) are returned for the caller to
      check; OpenSCAP cannot read them offline;
    - the packages the host's scripts install with dnf, plus a minimal base, recorded in an
@@ -127,8 +127,8 @@ def sysctl_files_in_order(root: Path, tool: str) -> list[tuple[str, str]]:
 
     The order is the one `systemd-analyze --root=<root> cat-config sysctl.d` prints (sysctl.d(5):
     files sorted by name across /etc, /run, /usr/local/lib, /usr/lib; a name in /etc hides the
-    same name below it). procps `sysctl --system` reads the same set the same way and then
-    /etc/sysctl.conf, which CentOS links in as /etc/sysctl.d/99-sysctl.conf.
+    same name below it). CentOS links /etc/sysctl.conf in as /etc/sysctl.d/99-sysctl.conf.
+    scripts/apply-kernel.sh runs systemd-sysctl too, so the running values are these.
     """
     out = subprocess.run(
         [tool, f"--root={root}", "--no-pager", "cat-config", "sysctl.d"],
@@ -202,7 +202,7 @@ def build_root(plan_out: Path, host: str, root: Path, rpms: dict[str, Path], ana
     _set_line(root / "etc/firewalld/firewalld.conf", "DefaultZone", zone)
 
     # OpenSCAP 1.3.7's sysctl probe has no offline mode (the runtime half of each sysctl rule
-    # is "not applicable"): the caller checks these values, what `sysctl --system` leaves.
+    # is "not applicable"): the caller checks these values, what systemd-sysctl leaves.
     sysctls = effective_sysctls(sysctl_files_in_order(root, analyze))
 
     packages = list(dict.fromkeys([*BASE_PACKAGES, *installed_packages(plan, host)]))

@@ -189,7 +189,7 @@ def test_cis_rules_pass_or_are_named_exceptions(level, role, plans, rpms, tools,
     assert not problems, "\n".join(problems)
 
     # The runtime half of each sysctl rule, which OpenSCAP cannot read offline: the values
-    # `sysctl --system` leaves, stock files and ours in systemd's order.
+    # systemd-sysctl leaves, stock files and ours in systemd's order.
     wanted = cis.sysctls_for(roles)
     effective = {k: emulated["sysctls"].get(k) for k in wanted}
     assert effective == {k: str(v) for k, v in wanted.items()}
