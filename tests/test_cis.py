@@ -212,7 +212,7 @@ def test_readme_lists_every_exception_and_check_limit():
         assert f"`{rule}`" in readme, rule
 
 
-def test_root_builder_refuses_nothing_silently(plans, rpms, tools, tmp_path):
+def test_a_root_without_our_files_fails_those_rules(plans, rpms, tools, tmp_path):
     """Negative control: a root without the program's files fails the rules the program fixes."""
     host = HOSTS["storage"]
     empty = tmp_path / "plan"
