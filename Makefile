@@ -7,9 +7,10 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
 # Debian packages whose real binaries the tests run (config checkers and daemons).
-TEST_TOOLS := openssh-server shellcheck haproxy keepalived etcd-server etcd-client openssl curl chromium
+TEST_TOOLS := openssh-server shellcheck haproxy keepalived etcd-server etcd-client openssl curl chromium \
+  openscap-scanner openscap-utils ssg-nondebian rpm systemd procps util-linux kmod auditd chrony
 # ... and the failure drills' lab (ip netns, nsenter/unshare/setpriv, sysctl).
-TEST_TOOLS += iproute2 util-linux procps
+TEST_TOOLS += iproute2
 
 .PHONY: plan test test-tools bench lint clean venv diff promote-check drill
 

@@ -26,12 +26,9 @@ class Host(pulumi.ComponentResource):
         private_key: pulumi.Input[str],
         opts: pulumi.ResourceOptions | None = None,
     ):
-        super().__init__(
-            "seoul:hosts:Host",
-            spec.name,
-            {"address": str(spec.address), "roles": list(spec.roles)},
-            opts,
-        )
+        # cisLevel: the CIS benchmark level its hardening follows (the policy pack reads it).
+        facts = {"address": str(spec.address), "roles": list(spec.roles), "cisLevel": cfg.hardening.level}
+        super().__init__("seoul:hosts:Host", spec.name, facts, opts)
         self.target = target(spec, cfg.ssh, private_key)
         recipe = preparation(cfg, spec)
         packages = run(self.target, recipe.packages, child_opts(self, []))
@@ -39,7 +36,7 @@ class Host(pulumi.ComponentResource):
             apply_file_set(self, self.target, file_set, after=[packages])
         for step in recipe.steps:
             run(self.target, step, child_opts(self, [packages]))
-        self.register_outputs({"address": str(spec.address), "roles": list(spec.roles)})
+        self.register_outputs(facts)
 
     @property
     def ready(self) -> pulumi.Resource:

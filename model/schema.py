@@ -253,6 +253,9 @@ class App(Model):
 
 
 class Hardening(Model):
+    # CIS benchmark level (render/cis.py): 1 everywhere; 2 adds the audit rules, immutable
+    # audit config, auditd.conf's halt-on-full and the dccp/sctp modules disabled.
+    level: Literal[1, 2] = 1
     ssh_password_authentication: bool = False
     permit_root_login: bool = False
     selinux: Literal["enforcing", "permissive"] = "enforcing"

@@ -7,6 +7,7 @@ from typing import Any
 
 from pulumi_policy import (
     Policy,
+    PolicyConfigSchema,
     ReportViolation,
     ResourceValidationArgs,
     ResourceValidationPolicy,
@@ -17,6 +18,7 @@ from pulumi_policy import (
 from pulumi_policy.proxy import UnknownValueError
 
 from .shapes import (
+    HOST_TYPE,
     LOCAL_COMMAND_TYPE,
     REMOTE_COMMAND_TYPE,
     UNKNOWN,
@@ -122,7 +124,7 @@ def _sshd_policy(name: str, keyword: str, required: str, description: str, sever
                 message = (
                     f"host {host.name}: no sshd config put on this host sets {keyword} "
                     f"(sshd default allows it); put '{keyword} {required}' in "
-                    f"{SSHD_DROPIN_DIR}50-hardening.conf."
+                    f"{SSHD_DROPIN_DIR}00-seoul-hardening.conf."
                 )
             else:
                 message = (
@@ -147,7 +149,7 @@ ssh_password_auth_off = _sshd_policy(
     "PasswordAuthentication",
     "no",
     "Every host must disable SSH password login: put 'PasswordAuthentication no' in "
-    "/etc/ssh/sshd_config.d/50-hardening.conf on each host.",
+    "/etc/ssh/sshd_config.d/00-seoul-hardening.conf on each host.",
     Severity.HIGH,
 )
 
@@ -156,7 +158,7 @@ ssh_root_login_off = _sshd_policy(
     "PermitRootLogin",
     "no",
     "Every host must refuse SSH root login: put 'PermitRootLogin no' in "
-    "/etc/ssh/sshd_config.d/50-hardening.conf on each host.",
+    "/etc/ssh/sshd_config.d/00-seoul-hardening.conf on each host.",
     Severity.HIGH,
 )
 
@@ -268,6 +270,40 @@ firewalld_default_zone_drop = StackValidationPolicy(
 )
 
 
+# --- CIS benchmark level -------------------------------------------------------------------
+def _cis_level_validate(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
+    if args.resource_type != HOST_TYPE:
+        return
+    minimum = args.get_config().get("minimumLevel", 1)
+    level = get(args.props, "cisLevel")
+    if not isinstance(level, (int, float)) or level < minimum:
+        shown = "no level" if level is None else f"level {level:g}" if isinstance(level, (int, float)) else repr(level)
+        report_violation(
+            f"host {args.name} is hardened to {shown}; set hardening.level to {minimum} or more "
+            "(the host component registers it as cisLevel).",
+            None,
+        )
+
+
+cis_level = ResourceValidationPolicy(
+    name="hosts-cis-level",
+    description="Every host must be hardened to the CIS benchmark level the pack config asks for "
+    "(minimumLevel, 1 in prod): set hardening.level in the stack file.",
+    validate=_cis_level_validate,
+    config_schema=PolicyConfigSchema(
+        properties={
+            "minimumLevel": {
+                "type": "number",
+                "default": 1,
+                "description": "Lowest CIS benchmark level a host may run (1 or 2).",
+            }
+        }
+    ),
+    severity=Severity.HIGH,
+    tags=["hosts", "cis"],
+)
+
+
 # --- secrets in command lines ------------------------------------------------------------
 SECRET_PATTERNS: list[tuple[str, re.Pattern[str]]] = [
     ("a PEM private key", re.compile(r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----")),
@@ -343,5 +379,6 @@ POLICIES: list[Policy] = [
     ssh_root_login_off,
     selinux_enforcing,
     firewalld_default_zone_drop,
+    cis_level,
     no_secrets_in_commands,
 ]

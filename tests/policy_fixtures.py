@@ -190,7 +190,7 @@ def tls_only_policy(bucket: str) -> str:
 
 
 def add_host(c: Cluster, name: str, address: str, roles: list[str]) -> Res:
-    host = c.add("seoul:hosts:Host", name, {"address": address, "roles": roles}, custom=False)
+    host = c.add("seoul:hosts:Host", name, {"address": address, "roles": roles, "cisLevel": 1}, custom=False)
 
     def step(step_name: str, create: str, stdin: Any) -> Res:
         return c.add(

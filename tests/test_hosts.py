@@ -41,7 +41,7 @@ def test_one_component_per_host_with_its_inventory_facts(prod):
     components = {r.name: plain(r.inputs) for r in prod if r.type == "seoul:hosts:Host"}
     cfg = load_config(read_stack_file(REPO / "Pulumi.seoul-prod.yaml").lookup)
     assert set(components) == {h.name for h in cfg.hosts}
-    assert components["osd-1"] == {"address": "10.0.2.11", "roles": ["storage"]}
+    assert components["osd-1"] == {"address": "10.0.2.11", "roles": ["storage"], "cisLevel": 1}
 
 
 def test_resource_names_derive_from_host_names(prod):
@@ -84,9 +84,39 @@ def test_apply_steps_wait_for_their_file_and_files_for_packages(prod):
     assert deps["cp-1-sshd-apply"] == [urns["cp-1-sshd-file"]]
     assert deps["cp-1-sshd-file"] == [urns["cp-1-packages"]]
     assert set(deps["cp-1-kernel-apply"]) == {
-        urns["cp-1-sysctl-hardening-file"], urns["cp-1-sysctl-kubernetes-file"], urns["cp-1-modules-file"]
+        urns["cp-1-sysctl-hardening-file"], urns["cp-1-modprobe-cis-file"], urns["cp-1-sysctl-kubernetes-file"],
+        urns["cp-1-modules-file"],
     }
-    assert deps["osd-1-kernel-apply"] == [urns["osd-1-sysctl-hardening-file"]]
+    assert set(deps["osd-1-kernel-apply"]) == {urns["osd-1-sysctl-hardening-file"], urns["osd-1-modprobe-cis-file"]}
+    assert set(deps["osd-1-audit-apply"]) == {urns["osd-1-auditd-conf-file"], urns["osd-1-audit-file"]}
+
+
+def test_apply_steps_remove_the_paths_of_earlier_releases(prod):
+    """Renamed drop-ins: the old file would outrank nothing now, but must not linger."""
+    assert env_of(step(prod, "cp-1", "sshd-apply")["create"])["REMOVE"] == "/etc/ssh/sshd_config.d/50-hardening.conf"
+    assert env_of(step(prod, "cp-1", "kernel-apply")["create"])["REMOVE"].split() == [
+        "/etc/sysctl.d/90-hardening.conf", "/etc/sysctl.d/91-kubernetes.conf"]
+    assert env_of(step(prod, "cp-1", "journald-apply")["create"])["REMOVE"] == (
+        "/etc/systemd/journald.conf.d/50-seoul.conf")
+    # At level 1 the immutable audit rule of level 2 is removed too (it lifts at the next reboot).
+    audit = env_of(step(prod, "cp-1", "audit-apply")["create"])
+    assert audit["REMOVE"] == "/etc/audit/rules.d/99-zz-seoul-immutable.rules"
+
+
+def test_level_2_changes_only_audit_kernel_and_the_host_facts(tmp_path, prod):
+    def level_2(c):
+        c[key("hardening")]["level"] = 2
+
+    before = inputs_by_urn(prod)
+    after = inputs_by_urn(registrations(altered_stack(tmp_path, "seoul-prod", level_2, name="seoul-prod")))
+    added = {urn.rsplit("::", 1)[1] for urn in set(after) - set(before)}
+    changed = {urn.rsplit("::", 1)[1] for urn in set(before) & set(after) if before[urn] != after[urn]}
+    names = [h["name"] for h in stack_config("seoul-prod")[key("hosts")]]
+    assert added == {f"{n}-audit-immutable-file" for n in names}
+    suffixes = {"auditd-conf-file", "audit-file", "audit-apply", "modprobe-cis-file", "kernel-apply"}
+    assert changed == set(names) | {f"{n}-{s}" for n in names for s in suffixes}
+    assert {r.name: plain(r.inputs)["cisLevel"] for r in registrations(
+        altered_stack(tmp_path, "seoul-prod", level_2, name="seoul-prod")) if r.type == "seoul:hosts:Host"}["cp-1"] == 2
 
 
 def test_hosts_never_wait_on_each_other(prod):

@@ -43,7 +43,7 @@ def test_summary_counts_what_plan_json_lists(planned):
 def test_every_host_gets_its_hardening_files(planned):
     stack, run = planned
     for name in (h["name"] for h in stack_config(stack)[key("hosts")]):
-        dropin = run.out / "artifacts/hosts" / name / "etc/ssh/sshd_config.d/50-hardening.conf"
+        dropin = run.out / "artifacts/hosts" / name / "etc/ssh/sshd_config.d/00-seoul-hardening.conf"
         assert "PasswordAuthentication no" in dropin.read_text()
         assert (run.out / "artifacts/hosts" / name / "etc/audit/rules.d/50-seoul.rules").is_file()
 

@@ -3,6 +3,7 @@
 import pytest
 import yaml
 
+from render.hosts import SSHD_DROPIN
 from tests.planning import run_plan
 from tests.stacks import key, stack_config
 from tests.test_host_files import effective_sshd_config
@@ -41,7 +42,7 @@ def test_control_plane_artifacts_pass_haproxy_and_keepalived(prod, host, tmp_pat
 
 @pytest.mark.parametrize("host", hosts_with("control-plane") + hosts_with("storage")[:1])
 def test_sshd_dropin_artifact_passes_sshd(prod, host, tmp_path):
-    dropin = artifact(prod, host, "/etc/ssh/sshd_config.d/50-hardening.conf").read_text()
+    dropin = artifact(prod, host, SSHD_DROPIN).read_text()
     assert effective_sshd_config(tmp_path, dropin)["passwordauthentication"] == "no"
 
 

@@ -101,6 +101,7 @@ DEPLOYMENT = "kubernetes:apps/v1:Deployment"
 HPA = "kubernetes:autoscaling/v2:HorizontalPodAutoscaler"
 PDB = "kubernetes:policy/v1:PodDisruptionBudget"
 B = "seoul-cluster-backups"
+HOST = "seoul:hosts:Host"
 
 
 def literal_versioning_link(c: Cluster) -> None:
@@ -238,6 +239,11 @@ CASES: dict[str, Case] = {
         ok=set_create("storage-2", "firewalld", script_run(DEFAULT_ZONE="drop", TCP_PORTS="22 6800-7300")),
         bad=set_create("storage-2", "firewalld", script_run(DEFAULT_ZONE="public", TCP_PORTS="22")),
         urn=_step("storage-2", "firewalld"),
+    ),
+    "hosts-cis-level": Case(
+        ok=set_input("cp-1", HOST, ["cisLevel"], 2),
+        bad=set_input("cp-1", HOST, ["cisLevel"], None),
+        urn=_res("cp-1", HOST),
     ),
     "hosts-no-secrets-in-commands": Case(
         ok=lambda c: add_host_step(

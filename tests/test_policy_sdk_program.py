@@ -36,7 +36,7 @@ pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
 class Host(pulumi.ComponentResource):
     def __init__(self, name: str, address: str, roles: list[str], *, firewall_zone: str = "drop") -> None:
-        super().__init__("seoul:hosts:Host", name, {"address": address, "roles": roles})
+        super().__init__("seoul:hosts:Host", name, {"address": address, "roles": roles, "cisLevel": 1})
         conn = command.remote.ConnectionArgs(
             host=address, user="deploy", private_key=pulumi.Output.secret("-----BEGIN OPENSSH PRIVATE KEY-----\nxx\n")
         )
