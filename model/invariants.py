@@ -4,6 +4,7 @@ from collections import Counter
 from collections.abc import Iterator
 from itertools import combinations
 
+from model import ceph
 from model.schema import StackConfig
 
 Problem = tuple[str, str]
@@ -18,6 +19,7 @@ def problems(cfg: StackConfig) -> list[Problem]:
         *_role_counts(cfg),
         *_storage_disks(cfg),
         *_bootstrap_hosts(cfg),
+        *ceph.problems(cfg),  # Ceph's own checks: model/ceph.py
     ]
 
 
