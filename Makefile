@@ -7,7 +7,8 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
 # Debian packages whose real binaries the tests run (config checkers and daemons).
-TEST_TOOLS := openssh-server shellcheck haproxy keepalived etcd-server etcd-client openssl curl
+TEST_TOOLS := openssh-server shellcheck haproxy keepalived etcd-server etcd-client openssl curl \
+  ceph-mon ceph-mgr ceph-osd ceph-mds ceph-common
 
 .PHONY: plan test test-tools bench lint clean
 

@@ -120,7 +120,8 @@ class CephPool(Model):
     application: Literal["rbd", "cephfs", "rgw"]
     size: Annotated[int, Field(ge=1)] | None = None
     min_size: Annotated[int, Field(ge=1)] | None = None
-    k: Annotated[int, Field(ge=1)] | None = None
+    # Ceph refuses k=1 ("k=1 must be >= 2", seen on a real cluster: tests/test_ceph_scripts.py).
+    k: Annotated[int, Field(ge=2)] | None = None
     m: Annotated[int, Field(ge=1)] | None = None
     # Holds the workload (`workload.dailyIngestTb`): the capacity verdict checks that these
     # pools keep `workload.retentionDays` of it after losing a storage host.
