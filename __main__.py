@@ -4,6 +4,8 @@ import pulumi
 from pulumi.runtime.config import get_config, is_config_secret
 
 from components.backup import BackupVault
+from components.ceph import CephCluster
+from components.csi import CephCsi
 from components.edge import EdgeLoadBalancer
 from components.hosts import Host
 from components.kubernetes import build_kubernetes
@@ -32,6 +34,8 @@ hosts = {spec.name: Host(cfg, spec, private_key) for spec in cfg.hosts}
 cluster = build_kubernetes(cfg, hosts)
 edge = EdgeLoadBalancer(cfg)
 backup = BackupVault(cfg)
+storage = CephCluster("ceph", cfg, hosts)
+csi = CephCsi("ceph-csi", cfg, storage, cluster.provider)
 
 pulumi.export("environment", cfg.environment)
 pulumi.export("publicEndpoint", f"https://{cfg.f5.virtual_address}:{cfg.f5.port}")
@@ -40,3 +44,7 @@ pulumi.export("inventory", {spec.name: {"address": str(spec.address), "roles": l
 pulumi.export("kubeconfig", cluster.kubeconfig)
 for name, value in cluster.outputs.items():
     pulumi.export(name, value)
+pulumi.export("cephFsid", storage.fsid)
+pulumi.export("cephMonitors", storage.monitors)
+pulumi.export("cephCapacity", storage.verdict.output())
+pulumi.export("storageClasses", csi.storage_classes)

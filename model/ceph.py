@@ -43,7 +43,7 @@ def mgr_hosts(cfg: StackConfig) -> list[HostSpec]:
 
 
 def labels(cfg: StackConfig, host: HostSpec) -> list[str]:
-    """cephadm labels of a storage host: `osd` everywhere, `mon`/`mds` and `mgr` by position, `_admin` on the bootstrap host.
+    """cephadm labels of a host: `osd` everywhere, `mon`/`mds`/`mgr` by position, `_admin` on the bootstrap host.
 
     MDS run on monitor hosts (their placement picks `filesystem.mdsCount` of them).
     """
@@ -162,7 +162,8 @@ def _ratios(cfg: StackConfig) -> Iterator[Problem]:
     c = cfg.ceph
     if not c.nearfull_ratio < c.backfillfull_ratio < c.full_ratio:
         yield "ceph.backfillfullRatio", (
-            f"ratios must rise: nearfull {c.nearfull_ratio} < backfillfull {c.backfillfull_ratio} < full {c.full_ratio}")
+            f"ratios must rise: nearfull {c.nearfull_ratio} < backfillfull {c.backfillfull_ratio} "
+            f"< full {c.full_ratio}")
 
 
 def _memory(cfg: StackConfig) -> Iterator[Problem]:

@@ -15,7 +15,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from model import PROJECT, ConfigError, StackConfig, load_config
+from model import PROJECT, ConfigError, StackConfig, capacity, load_config
 from offline import artifacts
 from offline.engine import run_program
 from offline.graph import longest_chain, step_graph
@@ -57,6 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     written = artifacts.write(out / "artifacts", registrations, names)
 
     print(tree(registrations, verbose=args.verbose))
+    print("\n" + "\n".join(capacity.verdict(cfg).lines()))  # model/capacity.py; also output cephCapacity
     _print_violations(violations)
     mandatory = sum(v["level"] == "mandatory" for v in violations)
     chain = longest_chain(step_graph(plan["resources"]))

@@ -16,6 +16,7 @@ from render.files import FileSet, HostFile, ScriptRun, fingerprint
 REPO_FILE = "/etc/yum.repos.d/ceph-reef.repo"
 CONF_DIR = "/etc/ceph"
 PUBKEY = f"{CONF_DIR}/ceph.pub"  # cephadm's SSH public key, written by bootstrap
+CEPHADM_PUBKEY = f"{CONF_DIR}/cephadm-authorized.pub"  # its copy on every storage host
 SPEC_DIR = f"{CONF_DIR}/seoul-specs"
 FAILURE_DOMAIN = "host"
 REPLICATED_RULE = "seoul-replicated-host"
@@ -126,9 +127,14 @@ def public_key() -> ScriptRun:
     return ScriptRun("ceph-pubkey", "ceph-pubkey.sh", {"PUBKEY": PUBKEY})
 
 
-def authorize(cfg: StackConfig) -> dict[str, str]:
-    """Parameters of ceph-authorize.sh, less the key itself (known after bootstrap)."""
-    return {"SSH_USER": cfg.ssh.user}
+def authorized_key_file() -> str:
+    """Where each storage host keeps cephadm's public key (written from the bootstrap host's output)."""
+    return CEPHADM_PUBKEY
+
+
+def authorize(cfg: StackConfig) -> ScriptRun:
+    """Add cephadm's public key (from `authorized_key_file`) to the deploy user's authorized_keys."""
+    return ScriptRun("ceph-ssh-key", "ceph-authorize.sh", {"SSH_USER": cfg.ssh.user, "KEY_FILE": CEPHADM_PUBKEY})
 
 
 def host_entry(cfg: StackConfig, host: HostSpec) -> ScriptRun:

@@ -1,8 +1,14 @@
 #!/usr/bin/env bash
 # Let cephadm in as the deploy user: add its public key to the user's authorized_keys
-# (once; other keys untouched). Parameters: SSH_USER CEPH_PUBKEY
+# (once; other keys untouched). Parameters: SSH_USER KEY_FILE (holds the public key)
 set -euo pipefail
-: "${SSH_USER:?}" "${CEPH_PUBKEY:?}"
+: "${SSH_USER:?}" "${KEY_FILE:?}"
+
+CEPH_PUBKEY=$(head -n 1 "$KEY_FILE")
+if [[ ! "$CEPH_PUBKEY" =~ ^(ssh-(rsa|ed25519)|ecdsa-sha2-nistp[0-9]+)\  ]]; then
+  echo "$KEY_FILE holds no SSH public key" >&2
+  exit 1
+fi
 
 home=$(getent passwd "$SSH_USER" | cut -d: -f6)
 keys="$home/.ssh/authorized_keys"
