@@ -34,8 +34,8 @@ hosts = {spec.name: Host(cfg, spec, private_key) for spec in cfg.hosts}
 cluster = build_kubernetes(cfg, hosts)
 edge = EdgeLoadBalancer(cfg)
 backup = BackupVault(cfg)
-storage = CephCluster("ceph", cfg, hosts)
-csi = CephCsi("ceph-csi", cfg, storage, cluster.provider)
+storage = CephCluster("ceph", cfg, hosts) if cfg.storage_hosts else None
+csi = CephCsi("ceph-csi", cfg, storage, cluster.provider) if storage else None
 
 pulumi.export("environment", cfg.environment)
 pulumi.export("publicEndpoint", f"https://{cfg.f5.virtual_address}:{cfg.f5.port}")
@@ -44,7 +44,8 @@ pulumi.export("inventory", {spec.name: {"address": str(spec.address), "roles": l
 pulumi.export("kubeconfig", cluster.kubeconfig)
 for name, value in cluster.outputs.items():
     pulumi.export(name, value)
-pulumi.export("cephFsid", storage.fsid)
-pulumi.export("cephMonitors", storage.monitors)
-pulumi.export("cephCapacity", storage.verdict.output())
-pulumi.export("storageClasses", csi.storage_classes)
+if storage and csi:
+    pulumi.export("cephFsid", storage.fsid)
+    pulumi.export("cephMonitors", storage.monitors)
+    pulumi.export("cephCapacity", storage.verdict.output())
+    pulumi.export("storageClasses", csi.storage_classes)

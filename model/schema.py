@@ -159,11 +159,11 @@ class Ceph(Model):
     version: Version
     pools: list[CephPool] = []
     # The storage host that ran `cephadm bootstrap` (pin it, as kubernetes.initNode); left
-    # out, the first storage host by name.
+    # out, the first storage host in natural name order.
     bootstrap_host: HostName | None = None
     # Replication and recovery traffic between OSDs; left out, it shares the public network.
     cluster_network: IPv4Network | None = None
-    # The cluster's fsid; left out, derived from the environment (model/ceph.py cluster_fsid).
+    # The cluster's fsid; left out, derived from the environment (model/ceph.py fsid).
     fsid: UUID | None = None
     # Capacity of each OSD disk, in TB (10^12 bytes) as sold: the seed's NVMe are 7.68 TB.
     disk_size_tb: Annotated[float, Field(gt=0)] = 7.68

@@ -57,7 +57,8 @@ def main(argv: list[str] | None = None) -> int:
     written = artifacts.write(out / "artifacts", registrations, names)
 
     print(tree(registrations, verbose=args.verbose))
-    print("\n" + "\n".join(capacity.verdict(cfg).lines()))  # model/capacity.py; also output cephCapacity
+    if cfg.storage_hosts:
+        print("\n" + "\n".join(capacity.verdict(cfg).lines()))  # model/capacity.py; also output cephCapacity
     _print_violations(violations)
     mandatory = sum(v["level"] == "mandatory" for v in violations)
     chain = longest_chain(step_graph(plan["resources"]))
