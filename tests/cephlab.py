@@ -11,6 +11,7 @@ Facts from the Pacific packages: `ceph-mon --mkfs`, `ceph-osd --mkfs` with
 `bluestore_block_create`, keyrings made with `ceph-authtool`, as src/vstart.sh does.
 """
 
+import json
 import os
 import shutil
 import signal
@@ -198,8 +199,5 @@ def ceph_cluster(root: Path):
 
 
 def _ready(lab: CephLab) -> bool:
-    status = lab.ceph("status", "-f", "json", timeout=10)
-    import json
-
-    s = json.loads(status)
+    s = json.loads(lab.ceph("status", "-f", "json", timeout=10))
     return s["osdmap"]["num_up_osds"] == OSDS and s["mgrmap"]["available"]
