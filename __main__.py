@@ -6,6 +6,8 @@ from pulumi.runtime.config import CONFIG, get_config, get_config_env, is_config_
 from components.addons import ClusterAddons
 from components.apps import Applications
 from components.backup import BackupVault
+from components.ceph import CephCluster
+from components.csi import CephCsi
 from components.edge import EdgeLoadBalancer
 from components.firewall import EdgeFirewall
 from components.hosts import Host
@@ -44,6 +46,8 @@ edge = EdgeLoadBalancer(cfg, nodes=cluster.registered, ingress=[addons.ingress])
 if cfg.fortigate is not None:
     EdgeFirewall("fortigate", cfg, cfg.fortigate)
 backup = BackupVault(cfg)
+storage = CephCluster("ceph", cfg, hosts) if cfg.storage_hosts else None
+csi = CephCsi("ceph-csi", cfg, storage, cluster.provider) if storage else None
 
 pulumi.export("environment", cfg.environment)
 pulumi.export("publicEndpoint", f"https://{cfg.f5.virtual_address}:{cfg.f5.port}")
@@ -53,3 +57,8 @@ pulumi.export("inventory", {spec.name: {"address": str(spec.address), "roles": l
 pulumi.export("kubeconfig", cluster.kubeconfig)
 for name, value in cluster.outputs.items():
     pulumi.export(name, value)
+if storage and csi:
+    pulumi.export("cephFsid", storage.fsid)
+    pulumi.export("cephMonitors", storage.monitors)
+    pulumi.export("cephCapacity", storage.verdict.output())
+    pulumi.export("storageClasses", csi.storage_classes)
