@@ -52,8 +52,6 @@ CEPH_RELEASE_KEY_FINGERPRINT = "08B73419AC32B4E966C1A330E84AC2C0460F3994"
 
 # ceph-csi Helm charts (RBD and CephFS), one version for both; values checked against
 # ../shared/charts/ceph-csi-{rbd,cephfs}-<version>/values.yaml by the tests.
-CEPH_CSI_CHART_VERSION = "3.11.0"
-CEPH_CSI_CHART_REPO = "https://ceph.github.io/csi-charts"
 
 PAUSE_REPOSITORY = "registry.k8s.io/pause"
 ETCD_DOWNLOAD = "https://github.com/etcd-io/etcd/releases/download/v{version}/etcd-v{version}-linux-amd64.tar.gz"
@@ -87,6 +85,9 @@ METALLB = Chart("metallb", "0.14.9", "https://metallb.github.io/metallb")
 # ingress-nginx controller v1.11.8.
 INGRESS_NGINX = Chart("ingress-nginx", "4.11.8", "https://kubernetes.github.io/ingress-nginx")
 # metrics-server 0.7.2.
+# ceph-csi RBD and CephFS drivers against the external Ceph cluster (components/csi.py).
+CEPH_CSI_RBD = Chart("ceph-csi-rbd", "3.11.0", "https://ceph.github.io/csi-charts")
+CEPH_CSI_CEPHFS = Chart("ceph-csi-cephfs", "3.11.0", "https://ceph.github.io/csi-charts")
 METRICS_SERVER = Chart("metrics-server", "3.12.2", "https://kubernetes-sigs.github.io/metrics-server/")
 
 # Approves kubelet serving-certificate CSRs (kubelet serverTLSBootstrap) after checking

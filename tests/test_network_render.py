@@ -44,7 +44,7 @@ def releases_of(plan) -> dict[str, dict]:
 
 def test_every_release_pins_chart_version_and_repository(plan):
     releases = releases_of(plan)
-    assert sorted(releases) == ["ingress-nginx", "metallb", "metrics-server", "tigera-operator"]
+    assert {"ingress-nginx", "metallb", "metrics-server", "tigera-operator"} <= set(releases)
     for inputs in releases.values():
         assert inputs["chart"] and inputs["version"].lstrip("v")[0].isdigit()
         assert inputs["repositoryOpts"]["repo"].startswith("https://")
