@@ -4,6 +4,7 @@ Preview semantics: a resource being created has no ID yet and its outputs are on
 its inputs, so anything a provider would compute stays unknown, as in `pulumi preview`.
 """
 
+import gc
 import logging
 import runpy
 from pathlib import Path
@@ -68,6 +69,10 @@ def _warning_logger() -> logging.Logger:
 
 def run_program(program: Path, stack: StackFile) -> tuple[list[Registration], struct_pb2.Struct]:
     """Run `program` against `stack`'s config; return the registrations and stack outputs."""
+    # What is loaded so far (the SDKs, the providers) and, after the run, what the program
+    # built live until the process ends: freeze them so that each full collection scans only
+    # newer objects (full collections were a third of the plan's CPU time).
+    gc.freeze()
     monitor = RecordingMonitor()
     set_root_resource(None)  # a fresh Stack per run, even when one process plans twice
     mocks.set_mocks(monitor.mocks, project=PROJECT, stack=stack.stack, preview=True,
@@ -82,4 +87,5 @@ def run_program(program: Path, stack: StackFile) -> tuple[list[Registration], st
         outputs.CopyFrom(await rpc.serialize_properties(dict(root.outputs), {}))
 
     _sync_await(run_pulumi_func(main))
+    gc.freeze()
     return monitor.registrations, outputs
