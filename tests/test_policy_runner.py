@@ -78,15 +78,6 @@ def test_subprocess_mode_matches_inprocess() -> None:
     assert run(c, mode="subprocess") == inprocess
 
 
-def test_policies_shared_between_processes_match_one_process() -> None:
-    c = broken_cluster()
-    host_step(c, "cp-3", "firewalld").inputs["create"] = UNKNOWN
-    alone = run(c, processes=1)
-    assert alone and any(is_preview_unknown(v) for v in alone)
-    assert run(c, processes=2) == alone
-    assert run(c, processes=3) == alone
-
-
 # --- pack config ----------------------------------------------------------------------------------
 def test_stage_is_advisory_and_prod_is_mandatory() -> None:
     stage = run(broken_cluster(), STAGE_CONFIG)
