@@ -67,17 +67,23 @@ def _warning_logger() -> logging.Logger:
     return logger
 
 
-def run_program(program: Path, stack: StackFile) -> tuple[list[Registration], struct_pb2.Struct]:
-    """Run `program` against `stack`'s config; return the registrations and stack outputs."""
+def run_program(
+    program: Path, stack: StackFile, *, pause_gc: bool = True
+) -> tuple[list[Registration], struct_pb2.Struct]:
+    """Run `program` against `stack`'s config; return the registrations and stack outputs.
+
+    `pause_gc=False` leaves the cyclic collector as Python sets it (the bench's second floor).
+    """
     # The SDK's garbage is freed by reference counting; the cyclic collector's full
     # collections only rescan what stays alive (the SDKs, and every resource until the process
     # ends): a third of the CPU time for seoul-prod, over half with 3,000 more resources, and
     # why the cost per resource grew with the stack. So it is paused for the run (the cycles
     # left uncollected cost about 4% more peak memory) and what the run built is frozen
     # afterwards, so that later collections (policy run, writing) skip it.
-    gc.freeze()
     gc_was_enabled = gc.isenabled()
-    gc.disable()
+    if pause_gc:
+        gc.freeze()
+        gc.disable()
     monitor = RecordingMonitor()
     set_root_resource(None)  # a fresh Stack per run, even when one process plans twice
     mocks.set_mocks(monitor.mocks, project=PROJECT, stack=stack.stack, preview=True,
@@ -94,7 +100,8 @@ def run_program(program: Path, stack: StackFile) -> tuple[list[Registration], st
     try:
         _sync_await(run_pulumi_func(main))
     finally:
-        gc.freeze()
+        if pause_gc:
+            gc.freeze()
         if gc_was_enabled:
             gc.enable()
     return monitor.registrations, outputs
