@@ -131,7 +131,7 @@ class FilePut:
     path: str
 
 
-@functools.lru_cache(maxsize=8192)
+@functools.cache  # bounded by the distinct command lines of one preview
 def _words(create: str) -> tuple[str, ...] | None:
     """shlex words of a command line, None when unbalanced. Cached: every stack policy reads
     every command again, and splitting was half of the policy run (shlex is pure Python)."""
