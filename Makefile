@@ -45,8 +45,9 @@ test: $(STAMP)
 drill: $(STAMP) test-tools
 	$(PY) -m drill
 
+RUNS ?= 3
 bench: $(STAMP)
-	$(PY) -m bench.plan_scale
+	$(PY) -m bench.plan_scale --runs $(RUNS)
 
 test-tools:
 	@missing=$$(for p in $(TEST_TOOLS); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
