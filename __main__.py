@@ -11,6 +11,7 @@ from components.firewall import EdgeFirewall
 from components.hosts import Host
 from components.kubernetes import build_kubernetes
 from components.network import ClusterNetwork
+from components.observability import Observability
 from model import PROJECT, SECRET_KEYS, ConfigError, load_config
 
 try:
@@ -44,6 +45,8 @@ edge = EdgeLoadBalancer(cfg, nodes=cluster.registered, ingress=[addons.ingress])
 if cfg.fortigate is not None:
     EdgeFirewall("fortigate", cfg, cfg.fortigate)
 backup = BackupVault(cfg)
+if cfg.observability is not None:
+    Observability("observability", cfg, cluster.provider, hosts, after=[network.ready, addons.ingress])
 
 pulumi.export("environment", cfg.environment)
 pulumi.export("publicEndpoint", f"https://{cfg.f5.virtual_address}:{cfg.f5.port}")

@@ -71,6 +71,20 @@ INGRESS_NGINX = Chart("ingress-nginx", "4.11.8", "https://kubernetes.github.io/i
 # metrics-server 0.7.2.
 METRICS_SERVER = Chart("metrics-server", "3.12.2", "https://kubernetes-sigs.github.io/metrics-server/")
 
+# Observability (render/monitoring.py): Prometheus operator v0.76.1, Prometheus, Alertmanager
+# v0.27, Grafana, kube-state-metrics and node_exporter DaemonSet on the Kubernetes nodes.
+KUBE_PROMETHEUS_STACK = Chart("kube-prometheus-stack", "64.0.0", "https://prometheus-community.github.io/helm-charts")
+
+# node_exporter on hosts outside the cluster (etcd, storage), from
+# github.com/prometheus/node_exporter/releases (sha256 of node_exporter-<v>.linux-amd64.tar.gz
+# as in the release's sha256sums.txt; cross-checked against several independent pins).
+NODE_EXPORTER_VERSION = "1.8.2"
+NODE_EXPORTER_SHA256 = {
+    "1.8.2": "6809dd0b3ec45fd6e992c19071d6b5253aed3ead7bf0686885a51d85c6643c66",
+}
+NODE_EXPORTER_DOWNLOAD = ("https://github.com/prometheus/node_exporter/releases/download/"
+                          "v{version}/node_exporter-{version}.linux-amd64.tar.gz")
+
 # Approves kubelet serving-certificate CSRs (kubelet serverTLSBootstrap) after checking
 # the names and addresses in them: github.com/postfinance/kubelet-csr-approver, deployed
 # as plain objects (its chart is not among the pinned charts). Resolve the tag to a
@@ -86,6 +100,11 @@ def minor(version: str) -> str:
 def etcd_archive(version: str) -> Archive:
     """The etcd release archive for `version` (x.y.z); KeyError if it was never reviewed."""
     return Archive(url=ETCD_DOWNLOAD.format(version=version), sha256=ETCD_ARCHIVE_SHA256[version])
+
+
+def node_exporter_archive(version: str = NODE_EXPORTER_VERSION) -> Archive:
+    """The node_exporter release archive for `version` (x.y.z); KeyError if it was never reviewed."""
+    return Archive(url=NODE_EXPORTER_DOWNLOAD.format(version=version), sha256=NODE_EXPORTER_SHA256[version])
 
 
 def pause_image(kubernetes_version: str) -> str:
