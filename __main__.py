@@ -10,6 +10,7 @@ from components.edge import EdgeLoadBalancer
 from components.firewall import EdgeFirewall
 from components.hosts import Host
 from components.kubernetes import build_kubernetes
+from components.logging import LoggingStack
 from components.network import ClusterNetwork
 from components.observability import Observability
 from model import PROJECT, SECRET_KEYS, ConfigError, load_config
@@ -47,6 +48,8 @@ if cfg.fortigate is not None:
 backup = BackupVault(cfg)
 if cfg.observability is not None:
     Observability("observability", cfg, cluster.provider, hosts, after=[network.ready, addons.ingress])
+    if cfg.observability.logging is not None:
+        LoggingStack("logging", cfg, cluster.provider, after=[network.ready, addons.ingress])
 
 pulumi.export("environment", cfg.environment)
 pulumi.export("publicEndpoint", f"https://{cfg.f5.virtual_address}:{cfg.f5.port}")

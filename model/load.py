@@ -42,6 +42,7 @@ SECRET_KEYS = {
     "observability.grafanaAdminPassword": "grafana-password-file",
     "observability.email.password": "smtp-password-file",
     "observability.sms.credential": "sns-secret-key-or-gateway-token-file",
+    "observability.logging.snapshotSecretAccessKey": "s3-secret-key-file",
 }
 
 PATTERN_MEANING = {

@@ -75,6 +75,16 @@ METRICS_SERVER = Chart("metrics-server", "3.12.2", "https://kubernetes-sigs.gith
 # v0.27, Grafana, kube-state-metrics and node_exporter DaemonSet on the Kubernetes nodes.
 KUBE_PROMETHEUS_STACK = Chart("kube-prometheus-stack", "64.0.0", "https://prometheus-community.github.io/helm-charts")
 
+# Logging (render/logging.py): the ECK operator (Elastic License 2.0, internal use) runs
+# Elasticsearch, Kibana and Logstash at ELASTIC_STACK_VERSION (within ECK 2.16's supported 8.x);
+# Fluent Bit 3.2.10 on every node.
+ECK_OPERATOR = Chart("eck-operator", "2.16.1", "https://helm.elastic.co")
+FLUENT_BIT = Chart("fluent-bit", "0.48.10", "https://fluent.github.io/helm-charts")
+ELASTIC_STACK_VERSION = "8.17.0"
+# Applies the ILM/SLM policies (render/logging.py lifecycle_objects); resolve to a digest
+# in the registry before the first `pulumi up`.
+CURL_IMAGE = "docker.io/curlimages/curl:8.11.1"
+
 # node_exporter on hosts outside the cluster (etcd, storage), from
 # github.com/prometheus/node_exporter/releases (sha256 of node_exporter-<v>.linux-amd64.tar.gz
 # as in the release's sha256sums.txt; cross-checked against several independent pins).

@@ -315,6 +315,9 @@ class Logging(Model):
     # Elasticsearch hot data nodes and each one's data volume on `storageClass`.
     hot_nodes: Annotated[int, Field(ge=1)] = 3
     hot_node_storage: Quantity = "2Ti"
+    # An IAM user allowed to write the snapshot repository's prefix (Elasticsearch keystore).
+    snapshot_access_key_id: Annotated[str, StringConstraints(pattern=r"^[A-Z0-9]{16,128}$")]
+    snapshot_secret_access_key: SecretStr
 
 
 class Observability(Model):
@@ -328,7 +331,7 @@ class Observability(Model):
     grafana_admin_password: SecretStr
     email: AlertEmail
     sms: AlertSms
-    logging: Logging = Logging()
+    logging: Logging | None = None
 
 
 class Workload(Model):

@@ -29,6 +29,7 @@ SECRET_PATHS = [
     (f"{PROJECT}:observability", ("grafanaAdminPassword",)),
     (f"{PROJECT}:observability", ("email", "password")),
     (f"{PROJECT}:observability", ("sms", "credential")),
+    (f"{PROJECT}:observability", ("logging", "snapshotSecretAccessKey")),
 ]
 
 

@@ -17,7 +17,7 @@ from grafana_foundation_sdk.models.dashboard import Dashboard
 from model import SECRET_PLACEHOLDER, load_config
 from model.releases import NODE_EXPORTER_SHA256, NODE_EXPORTER_VERSION
 from offline.stackfile import read_stack_file
-from render import alerts, dashboards, hosts, monitoring
+from render import alerts, dashboards, hosts, logging, monitoring
 from tests.planning import run_plan
 from tests.stacks import altered_stack, key
 from tests.tools import REPO, require_tool
@@ -314,3 +314,41 @@ def test_bad_observability_keys_are_config_errors(tmp_path, change, expected):
 def test_a_stack_without_observability_still_loads(tmp_path):
     path = altered_stack(tmp_path, "seoul-stage", lambda c: c.pop(key("observability")))
     assert load_config(read_stack_file(path).lookup).observability is None
+
+
+def test_logs_stay_hot_then_leave_only_after_a_snapshot_kept_the_legal_minimum(plan, cfg):
+    log = cfg.observability.logging
+    config = yaml.safe_load((plan.out / "artifacts/k8s/logging/ConfigMap-es-lifecycle.yaml").read_text())
+    bodies = {k: json.loads(v) for k, v in config["data"].items()}
+    ilm = bodies["_ilm__policy__seoul-logs.json"]["policy"]["phases"]
+    assert ilm["delete"]["min_age"] == f"{log.hot_days}d"
+    assert ilm["delete"]["actions"]["wait_for_snapshot"] == {"policy": "seoul-logs-daily"}
+    slm = bodies["_slm__policy__seoul-logs-daily.json"]
+    assert slm["retention"]["expire_after"] == f"{log.snapshot_retention_days}d" and log.snapshot_retention_days >= 365
+    repo = bodies["_snapshot__s3-archive.json"]
+    assert repo["type"] == "s3" and repo["settings"]["bucket"] == cfg.backup_bucket
+    es = yaml.safe_load((plan.out / "artifacts/k8s/logging/Elasticsearch-logs.yaml").read_text())
+    for node_set in es["spec"]["nodeSets"]:
+        assert node_set["config"]["s3.client.default.endpoint"] == "s3.ap-northeast-2.amazonaws.com"
+        assert node_set["volumeClaimTemplates"][0]["spec"]["storageClassName"] == "ceph-rbd"
+
+
+def test_fluent_bit_ships_containers_journal_and_audit_from_every_node(plan):
+    values = yaml.safe_load((plan.out / "artifacts/helm/fluent-bit.yaml").read_text())
+    inputs = values["config"]["inputs"]
+    assert "/var/log/containers/*.log" in inputs and "Name systemd" in inputs and "/var/log/audit/audit.log" in inputs
+    assert values["tolerations"] == [{"operator": "Exists"}] and values["kind"] == "DaemonSet"
+    assert "logs-ls-http.logging.svc" in values["config"]["outputs"]
+
+
+def test_kibana_is_reached_through_ingress_with_tls(plan, cfg):
+    ingress = yaml.safe_load((plan.out / "artifacts/k8s/logging/Ingress-kibana.yaml").read_text())
+    assert ingress["spec"]["tls"][0]["hosts"] == [cfg.observability.logging.kibana_host]
+    assert ingress["metadata"]["annotations"]["nginx.ingress.kubernetes.io/backend-protocol"] == "HTTPS"
+
+
+def test_plan_prints_the_sizing_verdict_and_says_short_when_it_is(plan, cfg):
+    assert "116 MB/s mean" in plan.stdout and ": fits;" in plan.stdout
+    log = cfg.observability.logging.model_copy(update={"hot_nodes": 3})
+    small = cfg.model_copy(update={"observability": cfg.observability.model_copy(update={"logging": log})})
+    assert any("SHORT" in line for line in logging.sizing(small))
