@@ -18,6 +18,7 @@ from model import SECRET_PLACEHOLDER, load_config
 from model.releases import NODE_EXPORTER_SHA256, NODE_EXPORTER_VERSION
 from offline.stackfile import read_stack_file
 from render import alerts, dashboards, hosts, logging, monitoring
+from tests.network_checks import crd_schemas, object_problems
 from tests.planning import run_plan
 from tests.stacks import altered_stack, key
 from tests.tools import REPO, require_tool
@@ -352,3 +353,20 @@ def test_plan_prints_the_sizing_verdict_and_says_short_when_it_is(plan, cfg):
     log = cfg.observability.logging.model_copy(update={"hot_nodes": 3})
     small = cfg.model_copy(update={"observability": cfg.observability.model_copy(update={"logging": log})})
     assert any("SHORT" in line for line in logging.sizing(small))
+
+
+def test_monitoring_and_logging_objects_validate_against_upstream_crds(plan):
+    crds = crd_schemas()
+    kinds = set()
+    for folder in ("monitoring", "logging"):
+        for path in sorted((plan.out / "artifacts/k8s" / folder).glob("*.yaml")):
+            obj = yaml.safe_load(path.read_text())
+            kinds.add(obj["kind"])
+            assert object_problems(obj, crds) == [], path.name
+    assert {"PrometheusRule", "ServiceMonitor", "Elasticsearch", "Kibana", "Logstash", "Job", "Ingress"} <= kinds
+    es = yaml.safe_load((plan.out / "artifacts/k8s/logging/Elasticsearch-logs.yaml").read_text())
+    es["spec"]["nodeSets"][0]["count"] = "three"
+    assert object_problems(es, crds) != []
+    rule = yaml.safe_load((plan.out / "artifacts/k8s/monitoring/PrometheusRule-seoul-node.yaml").read_text())
+    rule["spec"]["groups"][0]["rules"][0]["for"] = "five minutes"
+    assert object_problems(rule, crds) != []
