@@ -12,7 +12,9 @@ from components.edge import EdgeLoadBalancer
 from components.firewall import EdgeFirewall
 from components.hosts import Host
 from components.kubernetes import build_kubernetes
+from components.logging import LoggingStack
 from components.network import ClusterNetwork
+from components.observability import Observability
 from model import PROJECT, SECRET_KEYS, ConfigError, load_config
 
 try:
@@ -48,6 +50,12 @@ if cfg.fortigate is not None:
 backup = BackupVault(cfg)
 storage = CephCluster("ceph", cfg, hosts) if cfg.storage_hosts else None
 csi = CephCsi("ceph-csi", cfg, storage, cluster.provider) if storage else None
+if cfg.observability is not None:
+    # Their volumes use the Ceph StorageClasses: after CSI when the stack has storage.
+    in_cluster = [network.ready, addons.ingress, *([csi] if csi else [])]
+    Observability("observability", cfg, cluster.provider, hosts, after=in_cluster)
+    if cfg.observability.logging is not None:
+        LoggingStack("logging", cfg, cluster.provider, after=in_cluster)
 
 pulumi.export("environment", cfg.environment)
 pulumi.export("publicEndpoint", f"https://{cfg.f5.virtual_address}:{cfg.f5.port}")

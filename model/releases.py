@@ -90,6 +90,30 @@ CEPH_CSI_RBD = Chart("ceph-csi-rbd", "3.11.0", "https://ceph.github.io/csi-chart
 CEPH_CSI_CEPHFS = Chart("ceph-csi-cephfs", "3.11.0", "https://ceph.github.io/csi-charts")
 METRICS_SERVER = Chart("metrics-server", "3.12.2", "https://kubernetes-sigs.github.io/metrics-server/")
 
+# Observability (render/monitoring.py): Prometheus operator v0.76.1, Prometheus, Alertmanager
+# v0.27, Grafana, kube-state-metrics and node_exporter DaemonSet on the Kubernetes nodes.
+KUBE_PROMETHEUS_STACK = Chart("kube-prometheus-stack", "64.0.0", "https://prometheus-community.github.io/helm-charts")
+
+# Logging (render/logging.py): the ECK operator (Elastic License 2.0, internal use) runs
+# Elasticsearch, Kibana and Logstash at ELASTIC_STACK_VERSION (within ECK 2.16's supported 8.x);
+# Fluent Bit 3.2.10 on every node.
+ECK_OPERATOR = Chart("eck-operator", "2.16.1", "https://helm.elastic.co")
+FLUENT_BIT = Chart("fluent-bit", "0.48.10", "https://fluent.github.io/helm-charts")
+ELASTIC_STACK_VERSION = "8.17.0"
+# Applies the ILM/SLM policies (render/logging.py lifecycle_objects); resolve to a digest
+# in the registry before the first `pulumi up`.
+CURL_IMAGE = "docker.io/curlimages/curl:8.11.1"
+
+# node_exporter on hosts outside the cluster (etcd, storage), from
+# github.com/prometheus/node_exporter/releases (sha256 of node_exporter-<v>.linux-amd64.tar.gz
+# as in the release's sha256sums.txt; cross-checked against several independent pins).
+NODE_EXPORTER_VERSION = "1.8.2"
+NODE_EXPORTER_SHA256 = {
+    "1.8.2": "6809dd0b3ec45fd6e992c19071d6b5253aed3ead7bf0686885a51d85c6643c66",
+}
+NODE_EXPORTER_DOWNLOAD = ("https://github.com/prometheus/node_exporter/releases/download/"
+                          "v{version}/node_exporter-{version}.linux-amd64.tar.gz")
+
 # Approves kubelet serving-certificate CSRs (kubelet serverTLSBootstrap) after checking
 # the names and addresses in them: github.com/postfinance/kubelet-csr-approver, deployed
 # as plain objects (its chart is not among the pinned charts). Resolve the tag to a
@@ -105,6 +129,11 @@ def minor(version: str) -> str:
 def etcd_archive(version: str) -> Archive:
     """The etcd release archive for `version` (x.y.z); KeyError if it was never reviewed."""
     return Archive(url=ETCD_DOWNLOAD.format(version=version), sha256=ETCD_ARCHIVE_SHA256[version])
+
+
+def node_exporter_archive(version: str = NODE_EXPORTER_VERSION) -> Archive:
+    """The node_exporter release archive for `version` (x.y.z); KeyError if it was never reviewed."""
+    return Archive(url=NODE_EXPORTER_DOWNLOAD.format(version=version), sha256=NODE_EXPORTER_SHA256[version])
 
 
 def pause_image(kubernetes_version: str) -> str:

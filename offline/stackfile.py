@@ -26,6 +26,10 @@ SECRET_PATHS = [
     (f"{PROJECT}:ssh", ("privateKey",)),
     (f"{PROJECT}:f5", ("management", "password")),
     (f"{PROJECT}:fortigate", ("management", "token")),
+    (f"{PROJECT}:observability", ("grafanaAdminPassword",)),
+    (f"{PROJECT}:observability", ("email", "password")),
+    (f"{PROJECT}:observability", ("sms", "credential")),
+    (f"{PROJECT}:observability", ("logging", "snapshotSecretAccessKey")),
 ]
 
 
