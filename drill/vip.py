@@ -43,7 +43,7 @@ class Vip:
 
     def __post_init__(self):
         cfg = self.path(self.planes[0], "/etc/haproxy/haproxy.cfg").read_text()
-        bind = next(line.split()[1] for line in cfg.splitlines() if line.strip().startswith("bind "))
+        bind = _bind_of(cfg, "apiserver")
         self.address, port = bind.rsplit(":", 1)
         self.port = int(port)
         self.haproxy = timers.haproxy_timers(cfg)
@@ -136,6 +136,18 @@ class Vip:
                 break
             time.sleep(POLL)
         raise DrillError(message)
+
+
+def _bind_of(cfg: str, frontend: str) -> str:
+    """The `bind` address:port of `frontend <name>` in an haproxy.cfg (other frontends listen too)."""
+    section = None
+    for line in cfg.splitlines():
+        words = line.split()
+        if words and not line[:1].isspace():
+            section = words[:2]
+        elif words and words[0] == "bind" and section == ["frontend", frontend]:
+            return words[1]
+    raise DrillError(f"haproxy.cfg has no bind in frontend {frontend}")
 
 
 def maxconn_override(cfg: str, hard_nofile: int) -> int | None:

@@ -41,7 +41,9 @@ EXIT_STATUSES = """exit status:
 130  interrupted (Ctrl-C); nothing is written
 With 2, 3 or 130 the output folder of an earlier run is removed, so no stale plan is left."""
 # The files a plan folder holds: the only folder `--out` may replace.
-PLAN_FILES = {"plan.json", "policy.json", "artifacts"}
+# What a plan folder may hold: the plan's own files, and what `make plan`/`make diff` add to it
+# (review/: report.html, diff.json, summary.md).
+PLAN_FILES = {"plan.json", "policy.json", "artifacts", "report.html", "diff.json", "summary.md"}
 
 
 class Progress:
@@ -161,7 +163,9 @@ def _show(path: Path) -> str:
 
 
 def _n(count: int, noun: str) -> str:
-    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
+    if count == 1:
+        return f"{count} {noun}"
+    return f"{count} {noun[:-1]}ies" if noun.endswith("y") and noun[-2:-1] not in "aeiou" else f"{count} {noun}s"
 
 
 def _is_plan_folder(out: Path) -> bool:

@@ -6,7 +6,7 @@ The page has a picture of the topology (inline SVG: subnets, hosts by role, the 
 and its control planes, the BGP ToR peers, the F5 virtual server and its pool members,
 the Ceph hosts with their disks), the component tree, the policy verdict, the diff when
 `diff.json` is there (`make diff`), and the capacity verdict when the plan exports one
-(`outputs.capacity`). No script, font or image is loaded from anywhere: it opens from disk.
+(`outputs.cephCapacity`). No script, font or image is loaded from anywhere: it opens from disk.
 
 Reads only files: `plan.json`, `policy.json`, `diff.json` from the plan folder and the
 stack file (for the keys of ../shared/design/stack-config.md the plan does not record:
@@ -262,9 +262,10 @@ def diff_section(diff: dict[str, Any] | None) -> str:
 
 
 def capacity_section(plan: dict[str, Any]) -> str:
-    capacity = (plan.get("outputs") or {}).get("capacity")
+    capacity = (plan.get("outputs") or {}).get("cephCapacity")
     if capacity is None:
-        return "<p>No capacity verdict in this plan (the storage component exports it as <code>capacity</code>).</p>"
+        return ("<p>No capacity verdict in this plan (a stack with storage hosts exports it as "
+                "<code>cephCapacity</code>).</p>")
     rows = "".join(f"<tr><td>{escape(k)}</td><td>{escape(json.dumps(v) if not isinstance(v, str) else v)}</td></tr>"
                    for k, v in _flatten(capacity))
     return f"<table>{rows}</table>"

@@ -200,9 +200,15 @@ def test_two_runs_write_identical_bytes(tmp_path):
 # --- 10. a failed plan leaves nothing stale -------------------------------------------------------
 
 def test_a_failed_plan_removes_the_earlier_plan(tmp_path):
+    from review import report
+
     out = tmp_path / "out"
     good = run_plan(REPO / "Pulumi.seoul-stage.yaml", out)
     assert good.returncode == 0 and (out / "plan.json").is_file(), good.stderr
+    report.write(out, REPO / "Pulumi.seoul-stage.yaml")  # as `make plan` does: the report is part of the plan
+    again = run_plan(REPO / "Pulumi.seoul-stage.yaml", out)  # as `make diff` does, into the same folder
+    assert again.returncode == 0, again.stderr
+    report.write(out, REPO / "Pulumi.seoul-stage.yaml")
     bad = run_plan(altered_stack(tmp_path, "seoul-stage", lambda c: c.update({key("environment"): "qa"})), out)
     assert bad.returncode == 2
     assert not out.exists()

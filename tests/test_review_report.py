@@ -59,7 +59,7 @@ def test_policy_violations_are_listed():
 
 def test_capacity_verdict_shown_when_the_plan_exports_one():
     assert "No capacity verdict" in report.capacity_section({"outputs": {}})
-    section = report.capacity_section({"outputs": {"capacity": {"rawTb": 368.64, "pools": {"rbd": "ok"}}}})
+    section = report.capacity_section({"outputs": {"cephCapacity": {"rawTb": 368.64, "pools": {"rbd": "ok"}}}})
     assert "rawTb" in section and "368.64" in section and "pools.rbd" in section
 
 
