@@ -5,7 +5,7 @@ from pulumi.runtime.config import CONFIG, get_config, get_config_env, is_config_
 
 from components.addons import ClusterAddons
 from components.apps import Applications
-from components.backup import BackupVault
+from components.backup import BackupVault, OffsiteCopies
 from components.edge import EdgeLoadBalancer
 from components.firewall import EdgeFirewall
 from components.hosts import Host
@@ -44,6 +44,7 @@ edge = EdgeLoadBalancer(cfg, nodes=cluster.registered, ingress=[addons.ingress])
 if cfg.fortigate is not None:
     EdgeFirewall("fortigate", cfg, cfg.fortigate)
 backup = BackupVault(cfg)
+OffsiteCopies(cfg, hosts, backup)
 
 pulumi.export("environment", cfg.environment)
 pulumi.export("publicEndpoint", f"https://{cfg.f5.virtual_address}:{cfg.f5.port}")

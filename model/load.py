@@ -39,6 +39,7 @@ SECRET_KEYS = {
     "ssh.privateKey": "private-key-file",
     "f5.management.password": "password-file",
     "fortigate.management.token": "token-file",
+    "database.repoCipherPass": "passphrase-file",
 }
 
 PATTERN_MEANING = {

@@ -1,0 +1,265 @@
+"""The backup vault's documents and the hosts' off-site copy jobs: pure functions of the model.
+
+One bucket, one prefix per kind of backup (`KINDS`), one writer identity per kind. The
+facts about S3 encoded here come from the AWS S3 user guide ("Object Lock", "Lifecycle",
+"Enabling Amazon S3 server access logging", "Enforcing TLS": the `s3:TlsVersion`
+condition key) and rclone's S3 backend documentation (https://rclone.org/s3/).
+"""
+
+import json
+
+from model.schema import StackConfig
+from render import etcd
+from render.certs import TEXTFILE_DIR
+from render.files import FileSet, HostFile, ScriptRun, script, timers, unit_path
+
+# Kind of backup -> its prefix in the vault (S3 keys start with it, no leading slash).
+KINDS = ("postgresql", "ceph", "etcd")
+
+CONF_DIR = "/etc/seoul-backup"
+RCLONE_CONFIG = f"{CONF_DIR}/rclone.conf"
+RCLONE_REMOTE = "vault"
+SHIP_SCRIPT = "/usr/local/sbin/seoul-backup-ship"
+# The freshness gauge the observability work alerts on; label `job` is the kind.
+METRIC = "seoul_backup_last_success_timestamp_seconds"
+MIN_TLS_VERSION = "1.2"
+LOG_PREFIX = "s3-access/"
+LOG_RETENTION_DAYS = 365
+ABORT_MULTIPART_DAYS = 7
+
+
+def prefix(kind: str) -> str:
+    """`etcd/` for `etcd`: where that kind's objects live in the vault."""
+    if kind not in KINDS:
+        raise ValueError(f"unknown backup kind {kind!r}; one of {', '.join(KINDS)}")
+    return f"{kind}/"
+
+
+def log_bucket(cfg: StackConfig) -> str:
+    """The bucket that receives the vault's server access logs."""
+    return f"{cfg.backup_bucket}-logs"
+
+
+def _arn(bucket: str) -> str:
+    return f"arn:aws:s3:::{bucket}"
+
+
+def vault_policy(bucket: str) -> dict:
+    """Bucket policy: deny plain HTTP (aws:SecureTransport) and TLS below 1.2 (s3:TlsVersion)."""
+    resources = [_arn(bucket), f"{_arn(bucket)}/*"]
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Sid": "DenyPlainHttp", "Effect": "Deny", "Principal": "*", "Action": "s3:*",
+             "Resource": resources, "Condition": {"Bool": {"aws:SecureTransport": "false"}}},
+            {"Sid": "DenyTlsBelow12", "Effect": "Deny", "Principal": "*", "Action": "s3:*",
+             "Resource": resources,
+             "Condition": {"NumericLessThan": {"s3:TlsVersion": float(MIN_TLS_VERSION)}}},
+        ],
+    }
+
+
+def log_bucket_policy(logs: str, source: str) -> dict:
+    """The vault's TLS rules plus: the S3 logging service may put logs from `source` only."""
+    document = vault_policy(logs)
+    document["Statement"].append({
+        "Sid": "S3ServerAccessLogs", "Effect": "Allow",
+        "Principal": {"Service": "logging.s3.amazonaws.com"},
+        "Action": "s3:PutObject", "Resource": f"{_arn(logs)}/{LOG_PREFIX}*",
+        "Condition": {"ArnLike": {"aws:SourceArn": _arn(source)}},
+    })
+    return document
+
+
+def lifecycle_rules(cfg: StackConfig) -> list[dict]:
+    """Lifecycle rules (pulumi_aws BucketLifecycleConfiguration `rules`), one per prefix.
+
+    A version is only ever removed `retentionDays` after it stopped being current, and it
+    was written before that, so no rule removes a version Object Lock still holds (S3
+    refuses to anyway; the rules just never ask). etcd and Ceph copies turn noncurrent
+    `retentionDays` after they were written; PostgreSQL's are retired by pgBackRest's own
+    retention (`database.retentionFull`), which only adds delete markers.
+    """
+    days = cfg.backup.retention_days
+    rules = []
+    for kind in KINDS:
+        rule: dict = {
+            "id": f"{kind}-retention",
+            "status": "Enabled",
+            "filter": {"prefix": prefix(kind)},
+            "noncurrent_version_expiration": {"noncurrent_days": days},
+            "abort_incomplete_multipart_upload": {"days_after_initiation": ABORT_MULTIPART_DAYS},
+        }
+        if kind != "postgresql":
+            rule["expiration"] = {"days": days}
+        rules.append(rule)
+    return rules
+
+
+def writer_policy(bucket: str, kind: str) -> dict:
+    """IAM policy of the identity that writes `kind`'s backups: its own prefix only.
+
+    rclone (etcd, ceph) lists and puts, nothing else. pgBackRest also reads (restore,
+    archive-get) and deletes (its retention, `expire`): in the versioned, Object Lock
+    bucket a delete only adds a delete marker, so no identity may remove a version
+    (`s3:DeleteObjectVersion` and `s3:BypassGovernanceRetention` are never granted).
+    """
+    own = prefix(kind)
+    actions = ["s3:PutObject"]
+    if kind == "postgresql":
+        actions += ["s3:GetObject", "s3:DeleteObject"]
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Sid": "ListOwnPrefix", "Effect": "Allow", "Action": "s3:ListBucket", "Resource": _arn(bucket),
+             "Condition": {"StringLike": {"s3:prefix": [own, f"{own}*"]}}},
+            {"Sid": "WriteOwnPrefix", "Effect": "Allow", "Action": actions, "Resource": f"{_arn(bucket)}/{own}*"},
+        ],
+    }
+
+
+def kms_policy(key_arn: str) -> str:
+    """IAM policy (JSON) for SSE-KMS uploads with the vault's key: data keys, and Decrypt,
+    which multipart uploads and pgBackRest's reads need."""
+    return json.dumps({
+        "Version": "2012-10-17",
+        "Statement": [{"Sid": "UseVaultKey", "Effect": "Allow",
+                       "Action": ["kms:GenerateDataKey", "kms:Decrypt"], "Resource": key_arn}],
+    })
+
+
+def rclone_config(region: str, access_key_id: str, secret_access_key: str, kms_key_arn: str,
+                  endpoint: str | None = None) -> str:
+    """rclone.conf with one S3 remote `vault` (SSE-KMS with the vault's key).
+
+    `endpoint`: only to point at another S3 API (tests); AWS itself is found by region.
+    """
+    lines = [
+        f"[{RCLONE_REMOTE}]",
+        "type = s3",
+        "provider = AWS",
+        "env_auth = false",
+        f"access_key_id = {access_key_id}",
+        f"secret_access_key = {secret_access_key}",
+        f"region = {region}",
+        f"location_constraint = {region}",
+        "server_side_encryption = aws:kms",
+        f"sse_kms_key_id = {kms_key_arn}",
+        # The writer may not create buckets nor read objects back: skip both checks.
+        "no_check_bucket = true",
+        "no_head = true",
+    ]
+    if endpoint:
+        lines += [f"endpoint = {endpoint}", "force_path_style = true"]
+    return "\n".join(lines) + "\n"
+
+
+# -- uplink ---------------------------------------------------------------------------------------
+
+def shippers(cfg: StackConfig) -> int:
+    """Jobs that may send at once: each etcd member, the Ceph host, pgBackRest."""
+    return len(cfg.etcd_members) + 1 + (1 if cfg.database else 0)
+
+
+def share_bytes_per_second(cfg: StackConfig) -> float:
+    """The uplink share off-site backups may use, in bytes per second."""
+    return cfg.network.uplink_gbps * 1e9 / 8 * cfg.backup.uplink_share_percent / 100
+
+
+def bwlimit(cfg: StackConfig) -> str:
+    """rclone `--bwlimit` of one job (KiB/s): the share split evenly between the jobs."""
+    return f"{int(share_bytes_per_second(cfg) / shippers(cfg) / 1024)}k"
+
+
+def daily_offsite_gb(cfg: StackConfig) -> dict[str, float]:
+    """GB sent off site a day, per kind: Ceph increments are a day's ingest
+    (`workload.dailyIngestTb`); PostgreSQL one full plus the incrementals' changes; etcd
+    24 hourly snapshots per member."""
+    volume = {
+        "ceph": cfg.workload.daily_ingest_tb * 1000,
+        "etcd": 24 * len(cfg.etcd_members) * cfg.backup.etcd_snapshot_gb,
+        "postgresql": 0.0,
+    }
+    if cfg.database:
+        size_gb = _quantity_gb(cfg.database.storage_size)
+        volume["postgresql"] = size_gb + cfg.database.daily_change_gb
+    return volume
+
+
+def uplink_hours(cfg: StackConfig) -> float:
+    """Hours a day the off-site copies keep the uplink busy at their share."""
+    total = sum(daily_offsite_gb(cfg).values()) * 1e9
+    return total / share_bytes_per_second(cfg) / 3600
+
+
+def _quantity_gb(quantity: str) -> float:
+    units = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "m": 1e-3, "": 1}
+    number = quantity.rstrip("KMGTimi")
+    return float(number) * units[quantity[len(number):]] / 1e9
+
+
+def install() -> ScriptRun:
+    """rclone on the host (EPEL)."""
+    return ScriptRun("backup-install", "backup-install.sh", {"PACKAGES": "rclone"})
+
+
+# -- etcd members: ship the hourly snapshots ------------------------------------------------------
+
+ETCD_SERVICE = "seoul-backup-etcd.service"
+ETCD_TIMER = "seoul-backup-etcd.timer"
+
+
+def ship_env(cfg: StackConfig, kind: str, source_dir: str, include: str, host: str) -> dict[str, str]:
+    """Parameters of scripts/backup-ship.sh: copy new files of `source_dir` off site."""
+    return {
+        "JOB": kind,
+        "SOURCE_DIR": source_dir,
+        "INCLUDE": include,
+        "DEST": f"{RCLONE_REMOTE}:{cfg.backup_bucket}/{prefix(kind)}{host}",
+        "RCLONE_CONFIG": RCLONE_CONFIG,
+        "BWLIMIT": bwlimit(cfg),
+        "TEXTFILE_DIR": TEXTFILE_DIR,
+    }
+
+
+def etcd_ship_service(cfg: StackConfig, host: str) -> str:
+    env = " ".join(f"{k}={v}" for k, v in ship_env(cfg, "etcd", etcd.SNAPSHOT_DIR, "etcd-*.db", host).items())
+    return f"""\
+[Unit]
+Description=Copy new etcd snapshots to the S3 vault (rclone)
+After=network-online.target etcd-snapshot.service
+Wants=network-online.target
+
+[Service]
+Type=oneshot
+Environment={env}
+ExecStart={SHIP_SCRIPT}
+Nice=10
+IOSchedulingClass=idle
+"""
+
+
+def etcd_ship_timer() -> str:
+    # The snapshot runs on the hour (plus up to 5 minutes): ship half an hour later.
+    return """\
+[Unit]
+Description=Hourly off-site copy of etcd snapshots
+
+[Timer]
+OnCalendar=*-*-* *:30:00
+RandomizedDelaySec=300
+Persistent=true
+
+[Install]
+WantedBy=timers.target
+"""
+
+
+def etcd_offsite(cfg: StackConfig, host: str) -> FileSet:
+    """The ship script, its unit and timer on an etcd member (rclone.conf is put apart: secret)."""
+    files = (
+        HostFile("backup-ship-script", SHIP_SCRIPT, script("backup-ship.sh"), "0755"),
+        HostFile("backup-etcd-service", unit_path(ETCD_SERVICE), etcd_ship_service(cfg, host)),
+        HostFile("backup-etcd-timer", unit_path(ETCD_TIMER), etcd_ship_timer()),
+    )
+    return timers("backup-etcd-timers", files, [ETCD_TIMER])
