@@ -132,12 +132,13 @@ def rclone_config(region: str, access_key_id: str, secret_access_key: str, kms_k
                   endpoint: str | None = None) -> str:
     """rclone.conf with one S3 remote `vault` (SSE-KMS with the vault's key).
 
-    `endpoint`: only to point at another S3 API (tests); AWS itself is found by region.
+    `endpoint`: only to point at another S3 API (tests): the provider is then `Other` with
+    path-style URLs, since for `AWS` rclone always uses virtual-hosted bucket names.
     """
     lines = [
         f"[{RCLONE_REMOTE}]",
         "type = s3",
-        "provider = AWS",
+        f"provider = {'Other' if endpoint else 'AWS'}",
         "env_auth = false",
         f"access_key_id = {access_key_id}",
         f"secret_access_key = {secret_access_key}",
