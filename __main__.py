@@ -6,6 +6,7 @@ from pulumi.runtime.config import CONFIG, get_config, get_config_env, is_config_
 from components.addons import ClusterAddons
 from components.apps import Applications
 from components.backup import BackupVault, OffsiteCopies
+from components.database import PostgresCluster
 from components.edge import EdgeLoadBalancer
 from components.firewall import EdgeFirewall
 from components.hosts import Host
@@ -45,6 +46,8 @@ if cfg.fortigate is not None:
     EdgeFirewall("fortigate", cfg, cfg.fortigate)
 backup = BackupVault(cfg)
 OffsiteCopies(cfg, hosts, backup)
+if cfg.database is not None:
+    PostgresCluster("database", cfg, cfg.database, cluster.provider, backup, after=[network.ready])
 
 pulumi.export("environment", cfg.environment)
 pulumi.export("publicEndpoint", f"https://{cfg.f5.virtual_address}:{cfg.f5.port}")

@@ -71,6 +71,15 @@ INGRESS_NGINX = Chart("ingress-nginx", "4.11.8", "https://kubernetes.github.io/i
 # metrics-server 0.7.2.
 METRICS_SERVER = Chart("metrics-server", "3.12.2", "https://kubernetes-sigs.github.io/metrics-server/")
 
+# Percona Operator for PostgreSQL v2.6.0 (Patroni, pgBackRest; open-source images, unlike
+# Crunchy PGO v5's default images, which need a subscription in production). Images are
+# the ones the pg-db 2.6.1 chart pins for PostgreSQL 16.
+PG_OPERATOR = Chart("pg-operator", "2.6.0", "https://percona.github.io/percona-helm-charts/")
+PG_CR_VERSION = "2.6.0"
+PG_IMAGE = "percona/percona-postgresql-operator:2.6.0-ppg16.8-postgres"
+PG_BACKREST_IMAGE = "percona/percona-postgresql-operator:2.6.0-ppg16.8-pgbackrest2.54.2"
+PG_BOUNCER_IMAGE = "percona/percona-postgresql-operator:2.6.0-ppg16.8-pgbouncer1.24.0"
+
 # Approves kubelet serving-certificate CSRs (kubelet serverTLSBootstrap) after checking
 # the names and addresses in them: github.com/postfinance/kubelet-csr-approver, deployed
 # as plain objects (its chart is not among the pinned charts). Resolve the tag to a

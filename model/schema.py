@@ -284,7 +284,8 @@ class Database(Model):
 
     name: HostName = "shop-db"
     namespace: HostName = "databases"
-    postgres_version: Literal[13, 14, 15, 16, 17] = 16
+    # The images pinned in model.releases are PostgreSQL 16's.
+    postgres_version: Literal[16] = 16
     instances: Annotated[int, Field(ge=2, le=9)] = 3
     storage_class: HostName = "ceph-rbd"
     storage_size: Quantity = "200Gi"
