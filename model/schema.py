@@ -264,6 +264,10 @@ class Hardening(Model):
     selinux: Literal["enforcing", "permissive"] = "enforcing"
 
 
+# An RBD image as `rbd` names it: `pool/image`.
+RbdImage = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][-a-z0-9_.]*/[A-Za-z0-9][-A-Za-z0-9_.]*$")]
+
+
 class Backup(Model):
     """The S3 vault in Seoul that Ceph snapshots, PostgreSQL and etcd backups land in."""
 
@@ -273,7 +277,7 @@ class Backup(Model):
     # The most of `network.uplinkGbps` off-site backups may take (rclone --bwlimit, pgBackRest).
     uplink_share_percent: Percent = 30
     # RBD images (`pool/image`) the Ceph bootstrap host snapshots and ships off site, daily.
-    ceph_images: list[Annotated[str, StringConstraints(pattern=r"^[a-z0-9][-a-z0-9_.]*/[A-Za-z0-9][-A-Za-z0-9_.]*$")]] = []
+    ceph_images: list[RbdImage] = []
     # Size of one etcd snapshot, for the uplink estimate (etcd's quota caps it at 8 GiB).
     etcd_snapshot_gb: Annotated[float, Field(gt=0, le=8)] = 2
 

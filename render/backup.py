@@ -7,6 +7,7 @@ condition key) and rclone's S3 backend documentation (https://rclone.org/s3/).
 """
 
 import json
+import re
 
 from model.schema import StackConfig
 from render import etcd
@@ -194,9 +195,10 @@ def uplink_hours(cfg: StackConfig) -> float:
 
 
 def _quantity_gb(quantity: str) -> float:
-    units = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "m": 1e-3, "": 1}
-    number = quantity.rstrip("KMGTimi")
-    return float(number) * units[quantity[len(number):]] / 1e9
+    """GB (10^9 bytes) in a Kubernetes quantity such as `200Gi`."""
+    number, unit = re.fullmatch(r"([0-9.]+)(Ki|Mi|Gi|Ti)?", quantity).groups()
+    units = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, None: 1}
+    return float(number) * units[unit] / 1e9
 
 
 def install() -> ScriptRun:

@@ -14,7 +14,7 @@ from tests.tools import require_tool, unavailable
 REGION = "ap-northeast-2"
 # moto accepts any credentials; these are the writer's as the rendered config carries them.
 ACCESS_KEY = "AKIASEOULBACKUPTEST1"
-SECRET_KEY = "seoul-backup-test-secret-not-real"  # noqa: S105 - a test value for moto
+SECRET_KEY = "seoul-backup-test-secret-not-real"
 
 
 @dataclass(frozen=True)
@@ -31,6 +31,44 @@ class S3Lab:
                             aws_access_key_id=ACCESS_KEY, aws_secret_access_key=SECRET_KEY)
 
 
+# moto's server (moto.server.main) answering HTTP/1.1 with a Content-Length on every reply and
+# closing TLS with close_notify: werkzeug closes each connection, and one closed without
+# close_notify is "unexpected eof" to pgBackRest (OpenSSL 3).
+SERVE = """
+import sys
+from moto.server import DomainDispatcherApplication, create_backend_app
+from werkzeug.serving import WSGIRequestHandler, run_simple
+
+class Handler(WSGIRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def finish(self):
+        super().finish()
+        try:  # werkzeug closes every connection: say so in TLS (close_notify), as S3 does
+            self.connection.settimeout(2)
+            self.connection.unwrap()
+        except Exception:
+            pass
+
+moto = DomainDispatcherApplication(create_backend_app)
+
+def app(environ, start_response):
+    reply = {}
+    def capture(status, headers, exc_info=None):
+        reply["status"], reply["headers"] = status, headers
+    body = b"".join(moto(environ, capture))
+    headers = reply["headers"]
+    if not (environ["REQUEST_METHOD"] == "HEAD" and any(k.lower() == "content-length" for k, _ in headers)):
+        headers = [(k, v) for k, v in headers if k.lower() != "content-length"]
+        headers.append(("Content-Length", str(len(body))))
+    start_response(reply["status"], headers)
+    return [body]
+
+port, cert, key = sys.argv[1:]
+run_simple("127.0.0.1", int(port), app, threaded=True, ssl_context=(cert, key), request_handler=Handler)
+"""
+
+
 def _certificates(tmp: Path) -> tuple[Path, Path, Path]:
     openssl = require_tool("openssl")
     ca_key, ca, key, csr, cert = (tmp / n for n in ("ca.key", "ca.crt", "s3.key", "s3.csr", "s3.crt"))
@@ -43,7 +81,8 @@ def _certificates(tmp: Path) -> tuple[Path, Path, Path]:
          "-extfile", "/dev/stdin", "-out", cert],
     ]
     for step in steps:
-        ext = "subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n" if "-extfile" in step else None
+        # pgBackRest 2.45 matches only DNS names (and the CN), so the address is a DNS name too.
+        ext = "subjectAltName=IP:127.0.0.1,DNS:127.0.0.1\nextendedKeyUsage=serverAuth\n" if "-extfile" in step else None
         proc = subprocess.run([str(s) for s in step], input=ext, capture_output=True, text=True, timeout=30)
         assert proc.returncode == 0, proc.stderr
     return ca, cert, key
@@ -65,8 +104,8 @@ def s3_lab(tmp: Path, bucket: str) -> Iterator[S3Lab]:
     ca, cert, key = _certificates(tmp)
     port = _free_port()
     log = (tmp / "moto.log").open("w")
-    proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port),
-                             "-c", str(cert), "-k", str(key)], stdout=log, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen([sys.executable, "-c", SERVE, str(port), str(cert), str(key)],
+                            stdout=log, stderr=subprocess.STDOUT)
     try:
         endpoint = f"https://127.0.0.1:{port}"
         deadline = time.monotonic() + 30

@@ -121,8 +121,8 @@ def test_one_writer_per_kind_puts_and_lists_its_own_prefix_and_never_removes_a_v
         statements = json.loads(plain(s3.inputs)["policy"])["Statement"]
         assert all(s["Effect"] == "Allow" for s in statements)
         actions = {a for s in statements for a in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"])}
-        assert not any(a.endswith("*") or "Version" in a or "Bypass" in a or a.startswith("s3:Put") and
-                       a != "s3:PutObject" for a in actions), actions
+        assert not any(a.endswith("*") or "Version" in a or "Bypass" in a or (a.startswith("s3:Put") and
+                       a != "s3:PutObject") for a in actions), actions
         if kind != "postgresql":  # rclone: put and list only
             assert actions == {"s3:PutObject", "s3:ListBucket"}, kind
         else:  # pgBackRest reads for restore and retires by delete marker
