@@ -196,8 +196,8 @@ def uplink_hours(cfg: StackConfig) -> float:
 
 def _quantity_gb(quantity: str) -> float:
     """GB (10^9 bytes) in a Kubernetes quantity such as `200Gi`."""
-    number, unit = re.fullmatch(r"([0-9.]+)(Ki|Mi|Gi|Ti)?", quantity).groups()
-    units = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, None: 1}
+    number, unit = re.fullmatch(r"([0-9.]+)(m|Ki|Mi|Gi|Ti)?", quantity).groups()
+    units = {"m": 1e-3, "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, None: 1}
     return float(number) * units[unit] / 1e9
 
 
