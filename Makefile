@@ -8,7 +8,8 @@ STAMP := $(VENV)/.installed
 
 # Debian packages whose real binaries the tests run (config checkers and daemons).
 TEST_TOOLS := openssh-server shellcheck haproxy keepalived etcd-server etcd-client openssl curl chromium \
-  openscap-scanner openscap-utils ssg-nondebian rpm systemd procps util-linux kmod auditd chrony
+  openscap-scanner openscap-utils ssg-nondebian rpm systemd procps util-linux kmod auditd chrony \
+  ceph-mon ceph-mgr ceph-osd ceph-mds ceph-common
 # ... and the failure drills' lab (ip netns, nsenter/unshare/setpriv, sysctl).
 TEST_TOOLS += iproute2
 

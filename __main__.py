@@ -6,6 +6,8 @@ from pulumi.runtime.config import CONFIG, get_config, get_config_env, is_config_
 from components.addons import ClusterAddons
 from components.apps import Applications
 from components.backup import BackupVault, OffsiteCopies
+from components.ceph import CephCluster
+from components.csi import CephCsi
 from components.database import PostgresCluster
 from components.edge import EdgeLoadBalancer
 from components.firewall import EdgeFirewall
@@ -45,6 +47,8 @@ edge = EdgeLoadBalancer(cfg, nodes=cluster.registered, ingress=[addons.ingress])
 if cfg.fortigate is not None:
     EdgeFirewall("fortigate", cfg, cfg.fortigate)
 backup = BackupVault(cfg)
+storage = CephCluster("ceph", cfg, hosts) if cfg.storage_hosts else None
+csi = CephCsi("ceph-csi", cfg, storage, cluster.provider) if storage else None
 OffsiteCopies(cfg, hosts, backup)
 if cfg.database is not None:
     PostgresCluster("database", cfg, cfg.database, cluster.provider, backup, after=[network.ready])
@@ -57,3 +61,8 @@ pulumi.export("inventory", {spec.name: {"address": str(spec.address), "roles": l
 pulumi.export("kubeconfig", cluster.kubeconfig)
 for name, value in cluster.outputs.items():
     pulumi.export(name, value)
+if storage and csi:
+    pulumi.export("cephFsid", storage.fsid)
+    pulumi.export("cephMonitors", storage.monitors)
+    pulumi.export("cephCapacity", storage.verdict.output())
+    pulumi.export("storageClasses", csi.storage_classes)

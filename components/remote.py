@@ -101,11 +101,13 @@ def put_file(
     mode: str = "0644",
     secret: bool = False,
     keep_on_delete: bool = False,
+    for_host: HostSpec | None = None,
 ) -> remote.Command:
     """Write `content` to `path` on the host, owned by root (re-written when it changes).
 
     Removing the resource removes the file, unless `keep_on_delete`: for files another
     step may own by then (a copied CA whose host becomes the one that holds the original).
+    `for_host`: the host the file serves when it is kept on another (inert when that host failed).
     """
     return remote.Command(
         name,
@@ -114,7 +116,7 @@ def put_file(
         delete=None if keep_on_delete else f"sudo rm -f {shlex.quote(path)}",
         stdin=pulumi.Output.secret(content) if secret else content,
         logging=remote.Logging.NONE if secret else remote.Logging.STDOUT_AND_STDERR,
-        opts=inert(opts, to.host),
+        opts=inert(opts, for_host or to.host),
     )
 
 

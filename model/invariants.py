@@ -5,6 +5,7 @@ from collections.abc import Iterator
 from ipaddress import IPv4Address, IPv4Network, ip_address
 from itertools import combinations
 
+from model import ceph
 from model.schema import StackConfig
 
 Problem = tuple[str, str]
@@ -38,6 +39,7 @@ def problems(cfg: StackConfig) -> list[Problem]:
         *_ports_free(cfg),
         *_peer_racks(cfg),
         *_unique_apps(cfg),
+        *ceph.problems(cfg),  # Ceph's own checks: model/ceph.py
     ]
 
 

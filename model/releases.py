@@ -37,6 +37,24 @@ CRI_DOCKERD_SHA256 = {
 # the sandbox image.
 PAUSE_BY_MINOR = {"1.29": "3.9"}
 
+# Ceph: the container image cephadm runs for every daemon, per reviewed release (Reef, v18).
+# Tags from quay.io/ceph/ceph (the image cephadm's own docs pin); the packages (cephadm,
+# ceph-common) come from download.ceph.com's rpm-<version>/el9 repository, signed with the
+# Ceph release key below (https://download.ceph.com/keys/release.asc).
+CEPH_IMAGES = {
+    "18.2.2": "quay.io/ceph/ceph:v18.2.2",
+}
+CEPH_MAJOR = "18"  # Reef: what the cluster, cephadm and ceph-csi 3.11 (built on Reef) agree on
+CEPH_REPO = "https://download.ceph.com/rpm-{version}/el9"
+CEPH_RELEASE_KEY_URL = "https://download.ceph.com/keys/release.asc"
+# Fingerprint of the Ceph release signing key (security@ceph.com), checked after import.
+CEPH_RELEASE_KEY_FINGERPRINT = "08B73419AC32B4E966C1A330E84AC2C0460F3994"
+
+# ceph-csi Helm charts (RBD and CephFS), one version for both; values checked against
+# ../shared/charts/ceph-csi-{rbd,cephfs}-<version>/values.yaml by the tests.
+CEPH_CSI_CHART_VERSION = "3.11.0"
+CEPH_CSI_CHART_REPO = "https://ceph.github.io/csi-charts"
+
 PAUSE_REPOSITORY = "registry.k8s.io/pause"
 ETCD_DOWNLOAD = "https://github.com/etcd-io/etcd/releases/download/v{version}/etcd-v{version}-linux-amd64.tar.gz"
 
@@ -100,6 +118,21 @@ def etcd_archive(version: str) -> Archive:
 def pause_image(kubernetes_version: str) -> str:
     """`registry.k8s.io/pause:<tag>` for a Kubernetes version; KeyError for an unknown minor."""
     return f"{PAUSE_REPOSITORY}:{PAUSE_BY_MINOR[minor(kubernetes_version)]}"
+
+
+def ceph_image(version: str) -> str:
+    """The cephadm container image for a Ceph release (x.y.z); KeyError if never reviewed."""
+    return CEPH_IMAGES[version]
+
+
+def ceph_problems(version: str) -> Iterator[tuple[str, str]]:
+    """(key path, message) when `ceph.version` is not a reviewed Reef release."""
+    if version.split(".")[0] != CEPH_MAJOR:
+        yield "ceph.version", f"{version}: the cluster runs Ceph {CEPH_MAJOR} (Reef); other majors are not reviewed"
+    elif version not in CEPH_IMAGES:
+        yield "ceph.version", (
+            f"{version}: no reviewed image in model/releases.py CEPH_IMAGES; add quay.io/ceph/ceph:v{version}"
+        )
 
 
 def problems(etcd: str, kubernetes: str, container_runtime: str, cri_dockerd: str) -> Iterator[tuple[str, str]]:

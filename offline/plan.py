@@ -20,7 +20,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, TextIO
 
-from model import PROJECT, ConfigError, StackConfig, load_config
+from model import PROJECT, ConfigError, StackConfig, capacity, load_config
 from offline import artifacts
 from offline.engine import run_program
 from offline.graph import longest_chain, step_graph
@@ -125,6 +125,8 @@ def _plan(stack: StackFile, cfg: StackConfig, out: Path, verbose: bool) -> int:
     progress.done()
 
     print(tree(registrations, verbose=verbose))
+    if cfg.storage_hosts:
+        print("\n" + "\n".join(capacity.verdict(cfg).lines()))  # model/capacity.py; also output cephCapacity
     print(violation_report(violations, registrations, names), end="")
     mandatory = sum(v["level"] == "mandatory" for v in violations)
     print("\n" + chain_line(plan["resources"]))

@@ -16,6 +16,7 @@ from pulumi_policy import (
 from pulumi_policy.proxy import UnknownValueError
 
 from .shapes import (
+    CEPH_CLUSTER_TYPE,
     F5_CLIENT_SSL_TYPE,
     F5_POOL_ATTACHMENT_TYPE,
     F5_POOL_TYPE,
@@ -340,6 +341,95 @@ ceph_ec_pool_profile = StackValidationPolicy(
     tags=["resilience", "ceph"],
 )
 
+
+# The pools' fate after one storage host is lost. Ceph places one copy (or chunk) per host
+# (failure domain host): a replicated pool re-heals only when size < hosts and keeps serving
+# I/O only when size-1 >= min_size; EC pools are judged by ceph-ec-pool-profile.
+def _ceph_host_loss_validate(args: StackValidationArgs, report_violation: ReportViolation) -> None:
+    deferred = Deferred()
+    storage_hosts = [h for h in hosts(args.resources, deferred) if host_has_role(h, "storage")]
+    for step in remote_steps(args.resources, deferred):
+        env = step.env
+        if not env or env.get("POOL_TYPE") != "replicated":
+            continue
+        size, min_size = _int(env.get("SIZE")), _int(env.get("MIN_SIZE"))
+        pool = env.get("POOL_NAME", step.name)
+        problems = []
+        if size is not None and storage_hosts and size >= len(storage_hosts):
+            problems.append(f"SIZE={size} copies cannot re-heal on the {len(storage_hosts) - 1} storage hosts left "
+                            "after one is lost")
+        if size is not None and min_size is not None and size - 1 < min_size:
+            problems.append(f"MIN_SIZE={min_size} stops I/O as soon as one of its {size} copies is on a lost host")
+        if problems:
+            report_violation(f"replicated Ceph pool {pool}: {'; '.join(problems)}.", step.urn)
+
+
+ceph_pool_survives_host_loss = StackValidationPolicy(
+    name="ceph-pool-survives-host-loss",
+    description="Every replicated Ceph pool must survive losing one storage host: SIZE below the storage host "
+    "count (so it re-heals) and MIN_SIZE at most SIZE-1 (so I/O continues).",
+    validate=_ceph_host_loss_validate,
+    severity=Severity.HIGH,
+    tags=["resilience", "ceph"],
+)
+
+
+def reheal_safe_tb(host_raw_tb: list[float], nearfull: float, env: dict[str, str]) -> float | None:
+    """TB a pool still holds after losing the largest host (model/capacity.py, same rule); None if unreadable."""
+    if env.get("POOL_TYPE") == "replicated":
+        size = _int(env.get("SIZE"))
+        need, overhead = size, float(size) if size else None
+    else:
+        k, m = _int(env.get("K")), _int(env.get("M"))
+        need, overhead = (k + m, (k + m) / k) if k and m else (None, None)
+    if need is None or overhead is None:
+        return None
+    if need > len(host_raw_tb) - 1:
+        return 0.0
+    return (sum(host_raw_tb) - max(host_raw_tb)) * nearfull / overhead
+
+
+def _ceph_retention_validate(args: StackValidationArgs, report_violation: ReportViolation) -> None:
+    deferred = Deferred()
+    clusters = resources_of(args.resources, CEPH_CLUSTER_TYPE)
+    if not clusters:
+        return
+    props = clusters[0].props
+    raw = deferred.get(props, "hostRawTb")
+    nearfull = deferred.get(props, "nearfullRatio")
+    ingest = deferred.get(props, "dailyIngestTb")
+    retention = deferred.get(props, "retentionDays")
+    if UNKNOWN in (raw, nearfull, ingest, retention) or not raw or not ingest:
+        deferred.raise_first()
+        return
+    host_raw = [float(raw[k]) for k in raw]
+    for step in remote_steps(args.resources, deferred):
+        env = step.env
+        if not env or env.get("WORKLOAD") != "true" or "POOL_TYPE" not in env:
+            continue
+        safe = reheal_safe_tb(host_raw, float(nearfull), env)
+        if safe is None:
+            continue
+        days = safe / float(ingest)
+        if days < float(retention):
+            report_violation(
+                f"workload Ceph pool {env.get('POOL_NAME', step.name)} holds {days:.1f} days of "
+                f"{float(ingest):g} TB/day after losing a storage host ({safe:.2f} TB re-heal-safe under nearfull "
+                f"{float(nearfull)}); workload.retentionDays needs {int(retention)}: add storage hosts or disks, or "
+                "lower the pool's overhead.",
+                step.urn,
+            )
+
+
+ceph_workload_retention = StackValidationPolicy(
+    name="ceph-workload-retention",
+    description="Workload Ceph pools (WORKLOAD=true) must hold workload.retentionDays of workload.dailyIngestTb "
+    "after losing the largest storage host, filled no further than the nearfull ratio.",
+    validate=_ceph_retention_validate,
+    severity=Severity.HIGH,
+    tags=["resilience", "ceph", "capacity"],
+)
+
 POLICIES: list[Policy] = [
     etcd_odd_member_count,
     controlplane_ha_behind_vip,
@@ -348,4 +438,6 @@ POLICIES: list[Policy] = [
     f5_client_ssl_min_tls12,
     ceph_replicated_pool_size,
     ceph_ec_pool_profile,
+    ceph_pool_survives_host_loss,
+    ceph_workload_retention,
 ]

@@ -30,6 +30,8 @@ from pulumi_policy.proxy import UnknownValueError
 
 # --- type tokens -----------------------------------------------------------------
 HOST_TYPE = "seoul:hosts:Host"
+# Registers the capacity facts (hostRawTb, nearfullRatio, dailyIngestTb, retentionDays) as inputs and outputs.
+CEPH_CLUSTER_TYPE = "seoul:ceph:CephCluster"
 REMOTE_COMMAND_TYPE = "command:remote:Command"
 LOCAL_COMMAND_TYPE = "command:local:Command"
 

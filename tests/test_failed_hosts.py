@@ -151,3 +151,23 @@ def test_a_failed_control_plane_and_ingress_host_leave_the_vip_and_the_pool(tmp_
     pool_members = [plain(r.inputs) for r in regs if r.type == "f5bigip:ltm/poolAttachment:PoolAttachment"]
     assert pool_members and not [m for m in pool_members if "10.0.1.13" in json.dumps(m)]
     assert by_name["cp-3-haproxy-cfg"].retain_on_delete and by_name["cp-3-kubeadm-join"].retain_on_delete
+
+
+def test_a_failed_storage_host_is_purged_from_the_bootstrap_host(tmp_path):
+    regs = registrations(altered_stack(tmp_path, "seoul-prod", mark_failed({"osd-6"}), name="osd6"))
+    by_name = {r.name: r for r in regs if r.type == "command:remote:Command"}
+    gone = by_name["osd-6-ceph-gone"]
+    assert connection_host(gone) == "10.0.2.11" and "HOST=osd-6" in plain(gone.inputs)["create"]
+    for step in ("osd-6-ceph-host", "osd-6-ceph-osds-up", "osd-6-packages"):
+        assert by_name[step].retain_on_delete, step  # on osd-1 for osd-6, or on osd-6 itself: inert
+    assert not by_name["osd-5-ceph-host"].retain_on_delete
+    pools = [r for n, r in by_name.items() if n.startswith("ceph-pool-") or "-ceph-pool-" in n]
+    assert pools and all(gone.urn in r.dependencies for r in pools)  # pools wait for the purge
+
+
+def test_a_failed_ceph_bootstrap_host_is_refused():
+    config = stack_config("seoul-prod")
+    mark_failed({"osd-1"})(config)
+    with pytest.raises(ConfigError) as err:
+        load_config(stack_from_config("seoul-prod", config).lookup)
+    assert any(line.startswith("ceph.bootstrapHost: osd-1 is marked failed") for line in err.value.lines)

@@ -684,6 +684,26 @@ def etcdctl(hosts: EtcdHosts, cfg, via: str, *args: str) -> subprocess.Completed
     )
 
 
+def started_three(hosts: EtcdHosts):
+    """Three members prepared and started one after another, as the components run them."""
+    three = hosts.cfg(3)
+    for name in ("etcd-1", "etcd-2", "etcd-3"):
+        hosts.prepare(three, name)
+    for name in ("etcd-1", "etcd-2", "etcd-3"):
+        proc = hosts.script("etcd-start.sh", three, name)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+    return three
+
+
+def put_when_ready(hosts: EtcdHosts, cfg, key: str, value: str) -> None:
+    """Write through etcd-1, waiting (bounded) while the third member settles into quorum."""
+    for _ in range(30):
+        if etcdctl(hosts, cfg, "etcd-1", "put", key, value).returncode == 0:
+            return
+        time.sleep(1)
+    pytest.fail(f"could not write {key}")
+
+
 def test_a_member_whose_data_was_wiped_rejoins_as_a_new_member(tmp_path):
     """Disk replaced or host reinstalled: the remove step finds no data, the start step
     removes the stale member through a survivor, adds it again and starts it `existing`;
@@ -693,20 +713,10 @@ def test_a_member_whose_data_was_wiped_rejoins_as_a_new_member(tmp_path):
     require_loopback_ports(3, (2379, 2380, 2381))
     hosts = EtcdHosts(tmp_path)
     try:
-        three = hosts.cfg(3)
-        for name in ("etcd-1", "etcd-2", "etcd-3"):
-            hosts.prepare(three, name)
-        for name in ("etcd-1", "etcd-2", "etcd-3"):
-            proc = hosts.script("etcd-start.sh", three, name)
-            assert proc.returncode == 0, proc.stdout + proc.stderr
+        three = started_three(hosts)
         keys = {f"/drill/key-{i}": f"value-{i}" for i in range(20)}
         for k, v in keys.items():
-            for _ in range(30):  # the third member may still be settling into quorum
-                if etcdctl(hosts, three, "etcd-1", "put", k, v).returncode == 0:
-                    break
-                time.sleep(1)
-            else:
-                pytest.fail(f"could not write {k}")
+            put_when_ready(hosts, three, k, v)
         old_id = next(m[0] for m in hosts.members(three, "etcd-1") if m[2] == "etcd-3")
 
         # etcd-3's disk is replaced: the process dies, the data is gone, the member stays listed.
@@ -768,15 +778,8 @@ def test_a_failed_member_is_removed_through_a_survivor(tmp_path):
     require_loopback_ports(3, (2379, 2380, 2381))
     hosts = EtcdHosts(tmp_path)
     try:
-        three = hosts.cfg(3)
-        for name in ("etcd-1", "etcd-2", "etcd-3"):
-            hosts.prepare(three, name)
-        for name in ("etcd-1", "etcd-2", "etcd-3"):
-            assert hosts.script("etcd-start.sh", three, name).returncode == 0
-        for _ in range(30):
-            if etcdctl(hosts, three, "etcd-1", "put", "/drill/before", "kept").returncode == 0:
-                break
-            time.sleep(1)
+        three = started_three(hosts)
+        put_when_ready(hosts, three, "/drill/before", "kept")
         dead = subprocess.run(["systemctl", "stop", "etcd"], env=hosts.env(three, "etcd-3"), timeout=60)
         assert dead.returncode == 0
 

@@ -52,6 +52,22 @@ def set_stdin(host: str, step: str, text: str) -> Mutation:
     return mutate
 
 
+def ceph_workload(retention_days: int) -> Mutation:
+    """The archive pool (EC 2+2, 5 hosts of 61.44 TB) holds the workload: 104.45 TB re-heal-safe, 10.4 days."""
+
+    def mutate(c: Cluster) -> None:
+        c.add("seoul:ceph:CephCluster", "ceph", {
+            "hostRawTb": {f"storage-{i}": 61.44 for i in range(1, 6)},
+            "nearfullRatio": 0.85,
+            "dailyIngestTb": 10,
+            "retentionDays": retention_days,
+        }, custom=False)
+        set_create("storage-1", "ceph-pool-archive",
+                   script_run(POOL_NAME="archive", POOL_TYPE="erasure", K="2", M="2", WORKLOAD="true"))(c)
+
+    return mutate
+
+
 def set_create(host: str, step: str, create: str) -> Mutation:
     def mutate(c: Cluster) -> None:
         host_step(c, host, step).inputs["create"] = create
@@ -353,6 +369,20 @@ CASES: dict[str, Case] = {
         bad=set_create(
             "storage-1", "ceph-pool-archive", script_run(POOL_NAME="archive", POOL_TYPE="erasure", K="3", M="2")
         ),
+        urn=_step("storage-1", "ceph-pool-archive"),
+    ),
+    "ceph-pool-survives-host-loss": Case(
+        ok=set_create(
+            "storage-1", "ceph-pool-rbd", script_run(POOL_NAME="rbd", POOL_TYPE="replicated", SIZE="4", MIN_SIZE="3")
+        ),
+        bad=set_create(
+            "storage-1", "ceph-pool-rbd", script_run(POOL_NAME="rbd", POOL_TYPE="replicated", SIZE="3", MIN_SIZE="3")
+        ),
+        urn=_step("storage-1", "ceph-pool-rbd"),
+    ),
+    "ceph-workload-retention": Case(
+        ok=ceph_workload(retention_days=7),
+        bad=ceph_workload(retention_days=14),
         urn=_step("storage-1", "ceph-pool-archive"),
     ),
     "k8s-version-pinned": Case(
