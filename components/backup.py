@@ -124,21 +124,31 @@ def rclone_config(cfg: StackConfig, vault: BackupVault, kind: str) -> pulumi.Out
 
 
 class OffsiteCopies(pulumi.ComponentResource):
-    """The hosts' jobs that copy backups into the vault: the etcd members' hourly snapshots.
+    """The hosts' jobs that copy backups into the vault: the etcd members' hourly snapshots,
+    and the named RBD images' daily snapshots from the Ceph bootstrap host.
 
     Each job writes `render.backup.METRIC{job=...}` for node_exporter when it succeeds.
     """
 
     def __init__(self, cfg: StackConfig, hosts: Mapping[str, HostHandle], vault: BackupVault,
                  opts: pulumi.ResourceOptions | None = None):
-        super().__init__("seoul:backup:OffsiteCopies", "offsite", None, opts)
-        etcd_conf = rclone_config(cfg, vault, "etcd")
-        for member in cfg.as_built.etcd_members:
-            handle = hosts[member.name]
-            to = handle.target
-            conf = put_file(f"{member.name}-backup-rclone-conf", to, render.RCLONE_CONFIG, etcd_conf,
-                            child_opts(self, [handle.ready]), mode="0600", secret=True)
-            tools = run(to, render.install(), child_opts(self, [handle.ready]))
-            apply_file_set(self, to, render.etcd_offsite(cfg, member.name), [handle.ready],
-                           apply_after=[conf, tools])
+        # The uplink facts are its inputs: policy backup-offsite-fits-uplink judges them.
+        super().__init__("seoul:backup:OffsiteCopies", "offsite", render.uplink_verdict(cfg), opts)
+        built = cfg.as_built
+        for member in built.etcd_members:
+            self._job(hosts[member.name], "etcd", rclone_config(cfg, vault, "etcd"),
+                      render.etcd_offsite(cfg, member.name))
+        if built.storage_hosts and cfg.backup.ceph_images:
+            bootstrap = built.storage_hosts[0]  # holds the admin keyring (components/ceph.py)
+            self._job(hosts[bootstrap.name], "ceph", rclone_config(cfg, vault, "ceph"),
+                      render.ceph_offsite(cfg, bootstrap.name))
         self.register_outputs({})
+
+    def _job(self, handle: HostHandle, kind: str, conf: pulumi.Output[str], files) -> None:
+        """rclone (EPEL), the writer's rclone config (secret, on stdin), then the job's units."""
+        to = handle.target
+        opts = child_opts(self, [handle.ready])
+        secret = put_file(f"{to.host.name}-backup-{kind}-rclone-conf", to, render.rclone_config_path(kind), conf,
+                          opts, mode="0600", secret=True)
+        tools = run(to, render.install(kind), opts)
+        apply_file_set(self, to, files, [handle.ready], apply_after=[secret, tools])

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from model import PROJECT, ConfigError, StackConfig, capacity, load_config
+from render import backup
 from offline import artifacts
 from offline.engine import run_program
 from offline.graph import longest_chain, step_graph
@@ -127,6 +128,7 @@ def _plan(stack: StackFile, cfg: StackConfig, out: Path, verbose: bool) -> int:
     print(tree(registrations, verbose=verbose))
     if cfg.storage_hosts:
         print("\n" + "\n".join(capacity.verdict(cfg).lines()))  # model/capacity.py; also output cephCapacity
+    print("\n" + "\n".join(backup.uplink_lines(cfg)))  # render/backup.py; policy backup-offsite-fits-uplink
     print(violation_report(violations, registrations, names), end="")
     mandatory = sum(v["level"] == "mandatory" for v in violations)
     print("\n" + chain_line(plan["resources"]))

@@ -18,9 +18,11 @@ from render.files import FileSet, HostFile, ScriptRun, script, timers, unit_path
 KINDS = ("postgresql", "ceph", "etcd")
 
 CONF_DIR = "/etc/seoul-backup"
-RCLONE_CONFIG = f"{CONF_DIR}/rclone.conf"
 RCLONE_REMOTE = "vault"
 SHIP_SCRIPT = "/usr/local/sbin/seoul-backup-ship"
+CEPH_SCRIPT = "/usr/local/sbin/seoul-backup-ceph"
+CEPH_EXPORT_DIR = "/var/lib/seoul-backup/rbd"
+CEPH_KEEP_DAYS = 3  # exports kept locally after they are shipped
 # The freshness gauge the observability work alerts on; label `job` is the kind.
 METRIC = "seoul_backup_last_success_timestamp_seconds"
 MIN_TLS_VERSION = "1.2"
@@ -34,6 +36,11 @@ def prefix(kind: str) -> str:
     if kind not in KINDS:
         raise ValueError(f"unknown backup kind {kind!r}; one of {', '.join(KINDS)}")
     return f"{kind}/"
+
+
+def rclone_config_path(kind: str) -> str:
+    """Where the rclone config of `kind`'s writer is put (0600, root)."""
+    return f"{CONF_DIR}/rclone-{prefix(kind).rstrip('/')}.conf"
 
 
 def log_bucket(cfg: StackConfig) -> str:
@@ -174,17 +181,17 @@ def bwlimit(cfg: StackConfig) -> str:
 
 
 def daily_offsite_gb(cfg: StackConfig) -> dict[str, float]:
-    """GB sent off site a day, per kind: Ceph increments are a day's ingest
-    (`workload.dailyIngestTb`); PostgreSQL one full plus the incrementals' changes; etcd
-    24 hourly snapshots per member."""
+    """GB (10^9 bytes) sent off site a day, per kind: Ceph increments are a day's ingest
+    (`workload.dailyIngestTb`) when `backup.cephImages` names images; PostgreSQL one full
+    (the volume's size, an upper bound) plus `database.dailyChangeGb`; etcd 24 hourly
+    snapshots of `backup.etcdSnapshotGb` per member."""
     volume = {
-        "ceph": cfg.workload.daily_ingest_tb * 1000,
-        "etcd": 24 * len(cfg.etcd_members) * cfg.backup.etcd_snapshot_gb,
+        "ceph": cfg.workload.daily_ingest_tb * 1000 if cfg.backup.ceph_images else 0.0,
         "postgresql": 0.0,
+        "etcd": 24 * len(cfg.etcd_members) * cfg.backup.etcd_snapshot_gb,
     }
     if cfg.database:
-        size_gb = _quantity_gb(cfg.database.storage_size)
-        volume["postgresql"] = size_gb + cfg.database.daily_change_gb
+        volume["postgresql"] = _quantity_gb(cfg.database.storage_size) + cfg.database.daily_change_gb
     return volume
 
 
@@ -194,6 +201,30 @@ def uplink_hours(cfg: StackConfig) -> float:
     return total / share_bytes_per_second(cfg) / 3600
 
 
+def uplink_verdict(cfg: StackConfig) -> dict:
+    """The facts the plan prints and `OffsiteCopies` registers (policy backup-offsite-fits-uplink)."""
+    return {
+        "uplinkGbps": cfg.network.uplink_gbps,
+        "sharePercent": cfg.backup.uplink_share_percent,
+        "dailyOffsiteGb": {k: round(v, 1) for k, v in daily_offsite_gb(cfg).items()},
+        "hoursPerDay": round(uplink_hours(cfg), 2),
+    }
+
+
+def uplink_lines(cfg: StackConfig) -> list[str]:
+    """The plan's uplink verdict, beside the capacity verdict."""
+    facts = uplink_verdict(cfg)
+    volume = facts["dailyOffsiteGb"]
+    parts = ", ".join(f"{kind} {gb:,.1f}" for kind, gb in volume.items())
+    hours = facts["hoursPerDay"]
+    fits = "fits in a day" if hours <= 24 else "does NOT fit in a day: raise network.uplinkGbps or the share"
+    return [
+        f"Off-site backups: {sum(volume.values()):,.1f} GB a day ({parts}) over {facts['sharePercent']}% "
+        f"of a {facts['uplinkGbps']:g} Gbps uplink",
+        f"  {hours:.1f} hours of uplink a day at that share (rclone --bwlimit {bwlimit(cfg)} per job): {fits}",
+    ]
+
+
 def _quantity_gb(quantity: str) -> float:
     """GB (10^9 bytes) in a Kubernetes quantity such as `200Gi`."""
     number, unit = re.fullmatch(r"([0-9.]+)(m|Ki|Mi|Gi|Ti)?", quantity).groups()
@@ -201,9 +232,9 @@ def _quantity_gb(quantity: str) -> float:
     return float(number) * units[unit] / 1e9
 
 
-def install() -> ScriptRun:
-    """rclone on the host (EPEL)."""
-    return ScriptRun("backup-install", "backup-install.sh", {"PACKAGES": "rclone"})
+def install(kind: str) -> ScriptRun:
+    """rclone on the host (EPEL), for `kind`'s job."""
+    return ScriptRun(f"backup-{kind}-install", "backup-install.sh", {"PACKAGES": "rclone"})
 
 
 # -- etcd members: ship the hourly snapshots ------------------------------------------------------
@@ -219,7 +250,7 @@ def ship_env(cfg: StackConfig, kind: str, source_dir: str, include: str, host: s
         "SOURCE_DIR": source_dir,
         "INCLUDE": include,
         "DEST": f"{RCLONE_REMOTE}:{cfg.backup_bucket}/{prefix(kind)}{host}",
-        "RCLONE_CONFIG": RCLONE_CONFIG,
+        "RCLONE_CONFIG": rclone_config_path(kind),
         "BWLIMIT": bwlimit(cfg),
         "TEXTFILE_DIR": TEXTFILE_DIR,
     }
@@ -261,8 +292,65 @@ WantedBy=timers.target
 def etcd_offsite(cfg: StackConfig, host: str) -> FileSet:
     """The ship script, its unit and timer on an etcd member (rclone.conf is put apart: secret)."""
     files = (
-        HostFile("backup-ship-script", SHIP_SCRIPT, script("backup-ship.sh"), "0755"),
+        HostFile("backup-etcd-ship-script", SHIP_SCRIPT, script("backup-ship.sh"), "0755"),
         HostFile("backup-etcd-service", unit_path(ETCD_SERVICE), etcd_ship_service(cfg, host)),
         HostFile("backup-etcd-timer", unit_path(ETCD_TIMER), etcd_ship_timer()),
     )
     return timers("backup-etcd-timers", files, [ETCD_TIMER])
+
+
+# -- the Ceph bootstrap host: snapshot, export and ship the named RBD images ------------------------
+
+CEPH_SERVICE = "seoul-backup-ceph.service"
+CEPH_TIMER = "seoul-backup-ceph.timer"
+
+
+def ceph_service(cfg: StackConfig, host: str) -> str:
+    env = {
+        "IMAGES": " ".join(cfg.backup.ceph_images),
+        "EXPORT_DIR": CEPH_EXPORT_DIR,
+        "KEEP_DAYS": str(CEPH_KEEP_DAYS),
+        "SHIP": SHIP_SCRIPT,
+        **ship_env(cfg, "ceph", CEPH_EXPORT_DIR, "*.rbd", host),
+    }
+    lines = "\n".join(f'Environment="{k}={v}"' for k, v in env.items())
+    return f"""\
+[Unit]
+Description=Snapshot, export and copy the named RBD images to the S3 vault
+After=network-online.target ceph.target
+Wants=network-online.target
+
+[Service]
+Type=oneshot
+{lines}
+ExecStart={CEPH_SCRIPT}
+Nice=10
+IOSchedulingClass=idle
+"""
+
+
+def ceph_timer() -> str:
+    # After the day's PostgreSQL full (01:00), so the two share the uplink less.
+    return """\
+[Unit]
+Description=Daily RBD snapshot export and off-site copy
+
+[Timer]
+OnCalendar=*-*-* 02:00:00
+RandomizedDelaySec=600
+Persistent=true
+
+[Install]
+WantedBy=timers.target
+"""
+
+
+def ceph_offsite(cfg: StackConfig, host: str) -> FileSet:
+    """On the Ceph bootstrap host (admin keyring, `rbd`): the scripts, unit and daily timer."""
+    files = (
+        HostFile("backup-ceph-ship-script", SHIP_SCRIPT, script("backup-ship.sh"), "0755"),
+        HostFile("backup-ceph-script", CEPH_SCRIPT, script("backup-ceph.sh"), "0755"),
+        HostFile("backup-ceph-service", unit_path(CEPH_SERVICE), ceph_service(cfg, host)),
+        HostFile("backup-ceph-timer", unit_path(CEPH_TIMER), ceph_timer()),
+    )
+    return timers("backup-ceph-timers", files, [CEPH_TIMER])
