@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from model import PROJECT, ConfigError, StackConfig, capacity, load_config
-from render import backup
 from offline import artifacts
 from offline.engine import run_program
 from offline.graph import longest_chain, step_graph
@@ -29,6 +28,7 @@ from offline.policy import analyze
 from offline.registry import Registration
 from offline.stackfile import StackFile, StackFileError, read_stack_file, stack_name
 from offline.wire import plain
+from render import backup
 
 REPO = Path(__file__).resolve().parent.parent
 EXIT_OK, EXIT_POLICY, EXIT_CONFIG, EXIT_FAILED, EXIT_INTERRUPTED = 0, 1, 2, 3, 130

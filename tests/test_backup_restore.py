@@ -292,3 +292,30 @@ def test_postgresql_backs_up_full_and_incremental_to_s3_and_restores_every_row(t
         for folder in running:
             as_postgres(str(bin_dir / "pg_ctl"), "-D", str(folder), "-m", "immediate", "-w", "stop")
         shutil.rmtree(home, ignore_errors=True)
+
+
+# -- Ceph: an RBD export goes off site with the Ceph job's rendered settings and comes back ----------
+
+def test_an_rbd_export_goes_off_site_and_comes_back_byte_identical(tmp_path):
+    require_tool("rclone")
+    require_tool("openssl")
+    exports = tmp_path / "rbd" / "rbd" / "shop-media"
+    exports.mkdir(parents=True)
+    full = exports / "seoul-20261130T020000Z.full.rbd"
+    diff = exports / "seoul-20261201T020000Z.diff.rbd"
+    full.write_bytes(os.urandom(3 * 1024 * 1024))
+    diff.write_bytes(b"rbd diff v1\n" + os.urandom(64 * 1024))
+    (exports / "seoul-20261201T020000Z.diff.rbd.part").write_bytes(b"unfinished")  # never shipped
+    with s3_lab(tmp_path, "seoul-cluster-prod-backups") as lab:
+        conf = rclone_conf(tmp_path, lab)
+        shipped = ship(tmp_path, lab, conf, "ceph", tmp_path / "rbd", "*.rbd", "osd-1")
+        assert shipped.returncode == 0, shipped.stdout + shipped.stderr
+        keys = sorted(o["Key"] for o in lab.client().list_objects_v2(Bucket=lab.bucket)["Contents"])
+        assert keys == [f"ceph/osd-1/rbd/shop-media/{full.name}", f"ceph/osd-1/rbd/shop-media/{diff.name}"]
+        assert 'seoul_backup_last_success_timestamp_seconds{job="ceph"}' in (
+            tmp_path / "textfile" / "seoul_backup_ceph.prom").read_text()
+        back = tmp_path / "back"
+        fetched = rclone(conf, lab, "copy", f"vault:{lab.bucket}/ceph/osd-1", str(back))
+        assert fetched.returncode == 0, fetched.stderr
+    for original in (full, diff):
+        assert sha256(back / "rbd" / "shop-media" / original.name) == sha256(original)
