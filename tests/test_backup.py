@@ -141,19 +141,22 @@ def test_writer_keys_are_secret_and_reach_hosts_only_on_stdin(prod_regs):
     keys = by_name(prod_regs, "AccessKey")
     assert sorted(keys) == ["backup-ceph", "backup-etcd", "backup-postgresql"]
     assert all("secret" in k.additional_secret_outputs for k in keys.values())
-    confs = [r for r in prod_regs if r.name.endswith("-backup-rclone-conf")]
-    assert sorted(r.name for r in confs) == ["etcd-1-backup-rclone-conf", "etcd-2-backup-rclone-conf",
-                                             "etcd-3-backup-rclone-conf"]
+    confs = [r for r in prod_regs if r.name.endswith("-rclone-conf")]
+    assert sorted(r.name for r in confs) == ["etcd-1-backup-etcd-rclone-conf", "etcd-2-backup-etcd-rclone-conf",
+                                             "etcd-3-backup-etcd-rclone-conf", "osd-1-backup-ceph-rclone-conf"]
     for conf in confs:
         inputs = plain(conf.inputs)
         assert inputs["stdin"] == "[secret]" and "secret" not in inputs["create"]
         assert inputs["create"].startswith("sudo install -D -m 0600 ")
 
 
-def test_etcd_members_ship_their_snapshots_hourly(prod_regs):
+def test_etcd_members_ship_their_snapshots_hourly_and_the_ceph_bootstrap_host_its_images(prod_regs):
     names = {r.name for r in prod_regs}
     for member in ("etcd-1", "etcd-2", "etcd-3"):
-        assert {f"{member}-backup-install", f"{member}-backup-etcd-timer", f"{member}-backup-etcd-timers"} <= names
+        assert {f"{member}-backup-etcd-install", f"{member}-backup-etcd-timer", f"{member}-backup-etcd-timers"} <= names
+    assert {"osd-1-backup-ceph-install", "osd-1-backup-ceph-timer", "osd-1-backup-ceph-timers"} <= names
+    commands = [r.name for r in prod_regs if r.type == "command:remote:Command"]
+    assert [n for n in commands if "backup-ceph" in n and not n.startswith("osd-1-")] == []
 
 
 def test_stage_buckets_are_not_protected_and_prod_ones_are(prod_regs):
