@@ -137,3 +137,19 @@ def test_a_prod_stack_whose_backups_cannot_finish_in_a_day_is_refused(tmp_path):
     assert [v["level"] for v in found] == ["mandatory"]
     assert "cannot finish in a day" in found[0]["message"]
     assert "does NOT fit in a day" in run.stdout
+
+
+@pytest.mark.parametrize("name", ["seoul-prod", "seoul-stage"])
+def test_both_plans_pass_the_provider_schema_checker(name, tmp_path):
+    import sys
+
+    from tests.planning import run_plan
+
+    checker = require_shared("schemas/pulumi-providers/check_inputs.py")
+    run = run_plan(REPO / f"Pulumi.{name}.yaml", tmp_path / "out")
+    assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
+    assert "Off-site backups:" in run.stdout and "fits in a day" in run.stdout
+    proc = subprocess.run([sys.executable, str(checker), str(run.out / "plan.json")], capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 0 and "0 finding(s)" in proc.stdout, proc.stdout[-3000:]
+    assert "aws-7.51.1" in proc.stdout
