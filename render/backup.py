@@ -165,9 +165,9 @@ def rclone_config(region: str, access_key_id: str, secret_access_key: str, kms_k
 
 # -- uplink ---------------------------------------------------------------------------------------
 
-def shippers(cfg: StackConfig) -> int:
-    """Jobs that may send at once: each etcd member, the Ceph host, pgBackRest."""
-    return len(cfg.etcd_members) + 1 + (1 if cfg.database else 0)
+# etcd's recommended largest cluster: the etcd share is split this many ways, so adding a
+# member changes no other host's limit.
+MAX_ETCD_MEMBERS = 7
 
 
 def share_bytes_per_second(cfg: StackConfig) -> float:
@@ -175,9 +175,12 @@ def share_bytes_per_second(cfg: StackConfig) -> float:
     return cfg.network.uplink_gbps * 1e9 / 8 * cfg.backup.uplink_share_percent / 100
 
 
-def bwlimit(cfg: StackConfig) -> str:
-    """rclone `--bwlimit` of one job (KiB/s): the share split evenly between the jobs."""
-    return f"{int(share_bytes_per_second(cfg) / shippers(cfg) / 1024)}k"
+def bwlimit(cfg: StackConfig, kind: str) -> str:
+    """rclone `--bwlimit` of one `kind` job (KiB/s): each kind gets a third of the share, and
+    the etcd third is split between up to `MAX_ETCD_MEMBERS` members, so every job running
+    at once stays within the share."""
+    ways = len(KINDS) * (MAX_ETCD_MEMBERS if kind == "etcd" else 1)
+    return f"{int(share_bytes_per_second(cfg) / ways / 1024)}k"
 
 
 def daily_offsite_gb(cfg: StackConfig) -> dict[str, float]:
@@ -221,7 +224,8 @@ def uplink_lines(cfg: StackConfig) -> list[str]:
     return [
         f"Off-site backups: {sum(volume.values()):,.1f} GB a day ({parts}) over {facts['sharePercent']}% "
         f"of a {facts['uplinkGbps']:g} Gbps uplink",
-        f"  {hours:.1f} hours of uplink a day at that share (rclone --bwlimit {bwlimit(cfg)} per job): {fits}",
+        f"  {hours:.1f} hours of uplink a day at that share (rclone --bwlimit {bwlimit(cfg, 'ceph')} for Ceph, "
+        f"{bwlimit(cfg, 'etcd')} per etcd member): {fits}",
     ]
 
 
@@ -251,7 +255,7 @@ def ship_env(cfg: StackConfig, kind: str, source_dir: str, include: str, host: s
         "INCLUDE": include,
         "DEST": f"{RCLONE_REMOTE}:{cfg.backup_bucket}/{prefix(kind)}{host}",
         "RCLONE_CONFIG": rclone_config_path(kind),
-        "BWLIMIT": bwlimit(cfg),
+        "BWLIMIT": bwlimit(cfg, kind),
         "TEXTFILE_DIR": TEXTFILE_DIR,
     }
 

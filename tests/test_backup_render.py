@@ -120,9 +120,12 @@ def test_uplink_verdict_counts_every_kind_and_the_limit_keeps_the_share():
     assert volume["postgresql"] == pytest.approx(200 * 2**30 / 1e9 + 20)
     share = 10e9 / 8 * 0.30  # bytes/s at 30% of 10 Gbps
     assert backup.uplink_hours(cfg) == pytest.approx(sum(volume.values()) * 1e9 / share / 3600)
-    # Every job at its --bwlimit at once stays within the share.
-    per_job = int(backup.bwlimit(cfg).removesuffix("k")) * 1024
-    assert per_job * backup.shippers(cfg) <= share
+    # Every rclone job at its --bwlimit at once, and a third left for pgBackRest (it has no rate
+    # limit of its own), stays within the share.
+    def limit(kind):
+        return int(backup.bwlimit(cfg, kind).removesuffix("k")) * 1024
+
+    assert limit("ceph") + limit("ceph") + limit("etcd") * backup.MAX_ETCD_MEMBERS <= share
 
 
 def test_a_prod_stack_whose_backups_cannot_finish_in_a_day_is_refused(tmp_path):
