@@ -12,6 +12,8 @@ TEST_TOOLS := openssh-server shellcheck haproxy keepalived etcd-server etcd-clie
   ceph-mon ceph-mgr ceph-osd ceph-mds ceph-common
 # ... and the backup restore tests' data movers and database.
 TEST_TOOLS += postgresql pgbackrest rclone
+# ... promtool and amtool for the alert rules and Alertmanager's config (tests/test_observability.py)
+TEST_TOOLS += prometheus prometheus-alertmanager
 # ... and the failure drills' lab (ip netns, nsenter/unshare/setpriv, sysctl).
 TEST_TOOLS += iproute2
 
@@ -47,8 +49,9 @@ test: $(STAMP)
 drill: $(STAMP) test-tools
 	$(PY) -m drill
 
+RUNS ?= 3
 bench: $(STAMP)
-	$(PY) -m bench.plan_scale
+	$(PY) -m bench.plan_scale --runs $(RUNS)
 
 test-tools:
 	@missing=$$(for p in $(TEST_TOOLS); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \

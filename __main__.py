@@ -13,7 +13,9 @@ from components.edge import EdgeLoadBalancer
 from components.firewall import EdgeFirewall
 from components.hosts import Host
 from components.kubernetes import build_kubernetes
+from components.logging import LoggingStack
 from components.network import ClusterNetwork
+from components.observability import Observability
 from model import PROJECT, SECRET_KEYS, ConfigError, load_config
 
 try:
@@ -51,7 +53,15 @@ storage = CephCluster("ceph", cfg, hosts) if cfg.storage_hosts else None
 csi = CephCsi("ceph-csi", cfg, storage, cluster.provider) if storage else None
 OffsiteCopies(cfg, hosts, backup)
 if cfg.database is not None:
-    PostgresCluster("database", cfg, cfg.database, cluster.provider, backup, after=[network.ready])
+    # Its volumes are on ceph-rbd: after CSI when the stack has storage.
+    PostgresCluster("database", cfg, cfg.database, cluster.provider, backup,
+                    after=[network.ready, *([csi] if csi else [])])
+if cfg.observability is not None:
+    # Their volumes use the Ceph StorageClasses: after CSI when the stack has storage.
+    in_cluster = [network.ready, addons.ingress, *([csi] if csi else [])]
+    Observability("observability", cfg, cluster.provider, hosts, after=in_cluster)
+    if cfg.observability.logging is not None:
+        LoggingStack("logging", cfg, cluster.provider, after=in_cluster)
 
 pulumi.export("environment", cfg.environment)
 pulumi.export("publicEndpoint", f"https://{cfg.f5.virtual_address}:{cfg.f5.port}")

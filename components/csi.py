@@ -14,9 +14,11 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components.ceph import CephCluster
+from components.kube import install_release
 from model import ceph, releases
 from model.schema import StackConfig
 from render import ceph as render
+from render.helm import HelmRelease
 
 NAMESPACE = "ceph-csi"
 RBD_DRIVER = "rbd.csi.ceph.com"
@@ -98,24 +100,15 @@ class CephCsi(pulumi.ComponentResource):
                 opts=pulumi.ResourceOptions.merge(after_ns, pulumi.ResourceOptions(depends_on=[cluster.ready])),
             )
 
-        def release(chart: str, values: dict) -> k8s.helm.v3.Release:
-            return k8s.helm.v3.Release(
-                chart,
-                name=chart,
-                chart=chart,
-                version=releases.CEPH_CSI_CHART_VERSION,
-                repository_opts={"repo": releases.CEPH_CSI_CHART_REPO},
-                namespace=NAMESPACE,
-                values=values,
-                opts=after_ns,
-            )
+        def release(chart: releases.Chart, values: dict) -> k8s.helm.v3.Release:
+            return install_release(HelmRelease(chart.name, chart, NAMESPACE, values), after_ns)
 
         rbd_pool = ceph.default_rbd_pool(cfg)
         if rbd_pool is not None:
             provisioner, node = "csi-rbd-provisioner", "csi-rbd-node"
             secrets = [secret(provisioner, lambda key, u=provisioner: {"userID": u, "userKey": key}),
                        secret(node, lambda key, u=node: {"userID": u, "userKey": key})]
-            driver = release("ceph-csi-rbd", rbd_values(cluster.fsid, cluster.monitors))
+            driver = release(releases.CEPH_CSI_RBD, rbd_values(cluster.fsid, cluster.monitors))
             params = {"clusterID": cluster.fsid, "imageFeatures": RBD_IMAGE_FEATURES,
                       "csi.storage.k8s.io/fstype": "ext4", **secret_params("rbd", provisioner, node)}
             self._storage_class(DEFAULT_CLASS, RBD_DRIVER, {**params, "pool": rbd_pool.name}, True,
@@ -133,7 +126,7 @@ class CephCsi(pulumi.ComponentResource):
                 # Dynamic volumes stage with adminID/adminKey, static ones with userID/userKey.
                 secret(node, lambda key, u=node: {"adminID": u, "adminKey": key, "userID": u, "userKey": key}),
             ]
-            driver = release("ceph-csi-cephfs", cephfs_values(cluster.fsid, cluster.monitors))
+            driver = release(releases.CEPH_CSI_CEPHFS, cephfs_values(cluster.fsid, cluster.monitors))
             self._storage_class("cephfs", CEPHFS_DRIVER,
                                 {"clusterID": cluster.fsid, "fsName": fs.name,
                                  **secret_params("cephfs", provisioner, node)}, False, [driver, *secrets], k8s_opts)

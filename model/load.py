@@ -40,6 +40,10 @@ SECRET_KEYS = {
     "f5.management.password": "password-file",
     "fortigate.management.token": "token-file",
     "database.repoCipherPass": "passphrase-file",
+    "observability.grafanaAdminPassword": "grafana-password-file",
+    "observability.email.password": "smtp-password-file",
+    "observability.sms.credential": "sns-secret-key-or-gateway-token-file",
+    "observability.logging.snapshotSecretAccessKey": "s3-secret-key-file",
 }
 
 PATTERN_MEANING = {

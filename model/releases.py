@@ -52,8 +52,6 @@ CEPH_RELEASE_KEY_FINGERPRINT = "08B73419AC32B4E966C1A330E84AC2C0460F3994"
 
 # ceph-csi Helm charts (RBD and CephFS), one version for both; values checked against
 # ../shared/charts/ceph-csi-{rbd,cephfs}-<version>/values.yaml by the tests.
-CEPH_CSI_CHART_VERSION = "3.11.0"
-CEPH_CSI_CHART_REPO = "https://ceph.github.io/csi-charts"
 
 PAUSE_REPOSITORY = "registry.k8s.io/pause"
 ETCD_DOWNLOAD = "https://github.com/etcd-io/etcd/releases/download/v{version}/etcd-v{version}-linux-amd64.tar.gz"
@@ -87,6 +85,9 @@ METALLB = Chart("metallb", "0.14.9", "https://metallb.github.io/metallb")
 # ingress-nginx controller v1.11.8.
 INGRESS_NGINX = Chart("ingress-nginx", "4.11.8", "https://kubernetes.github.io/ingress-nginx")
 # metrics-server 0.7.2.
+# ceph-csi RBD and CephFS drivers against the external Ceph cluster (components/csi.py).
+CEPH_CSI_RBD = Chart("ceph-csi-rbd", "3.11.0", "https://ceph.github.io/csi-charts")
+CEPH_CSI_CEPHFS = Chart("ceph-csi-cephfs", "3.11.0", "https://ceph.github.io/csi-charts")
 METRICS_SERVER = Chart("metrics-server", "3.12.2", "https://kubernetes-sigs.github.io/metrics-server/")
 
 # Percona Operator for PostgreSQL v2.6.0 (Patroni, pgBackRest; open-source images, unlike
@@ -97,6 +98,29 @@ PG_CR_VERSION = "2.6.0"
 PG_IMAGE = "percona/percona-postgresql-operator:2.6.0-ppg16.8-postgres"
 PG_BACKREST_IMAGE = "percona/percona-postgresql-operator:2.6.0-ppg16.8-pgbackrest2.54.2"
 PG_BOUNCER_IMAGE = "percona/percona-postgresql-operator:2.6.0-ppg16.8-pgbouncer1.24.0"
+# Observability (render/monitoring.py): Prometheus operator v0.76.1, Prometheus, Alertmanager
+# v0.27, Grafana, kube-state-metrics and node_exporter DaemonSet on the Kubernetes nodes.
+KUBE_PROMETHEUS_STACK = Chart("kube-prometheus-stack", "64.0.0", "https://prometheus-community.github.io/helm-charts")
+
+# Logging (render/logging.py): the ECK operator (Elastic License 2.0, internal use) runs
+# Elasticsearch, Kibana and Logstash at ELASTIC_STACK_VERSION (within ECK 2.16's supported 8.x);
+# Fluent Bit 3.2.10 on every node.
+ECK_OPERATOR = Chart("eck-operator", "2.16.1", "https://helm.elastic.co")
+FLUENT_BIT = Chart("fluent-bit", "0.48.10", "https://fluent.github.io/helm-charts")
+ELASTIC_STACK_VERSION = "8.17.0"
+# Applies the ILM/SLM policies (render/logging.py lifecycle_objects); resolve to a digest
+# in the registry before the first `pulumi up`.
+CURL_IMAGE = "docker.io/curlimages/curl:8.11.1"
+
+# node_exporter on hosts outside the cluster (etcd, storage), from
+# github.com/prometheus/node_exporter/releases (sha256 of node_exporter-<v>.linux-amd64.tar.gz
+# as in the release's sha256sums.txt; cross-checked against several independent pins).
+NODE_EXPORTER_VERSION = "1.8.2"
+NODE_EXPORTER_SHA256 = {
+    "1.8.2": "6809dd0b3ec45fd6e992c19071d6b5253aed3ead7bf0686885a51d85c6643c66",
+}
+NODE_EXPORTER_DOWNLOAD = ("https://github.com/prometheus/node_exporter/releases/download/"
+                          "v{version}/node_exporter-{version}.linux-amd64.tar.gz")
 
 # Approves kubelet serving-certificate CSRs (kubelet serverTLSBootstrap) after checking
 # the names and addresses in them: github.com/postfinance/kubelet-csr-approver, deployed
@@ -113,6 +137,11 @@ def minor(version: str) -> str:
 def etcd_archive(version: str) -> Archive:
     """The etcd release archive for `version` (x.y.z); KeyError if it was never reviewed."""
     return Archive(url=ETCD_DOWNLOAD.format(version=version), sha256=ETCD_ARCHIVE_SHA256[version])
+
+
+def node_exporter_archive(version: str = NODE_EXPORTER_VERSION) -> Archive:
+    """The node_exporter release archive for `version` (x.y.z); KeyError if it was never reviewed."""
+    return Archive(url=NODE_EXPORTER_DOWNLOAD.format(version=version), sha256=NODE_EXPORTER_SHA256[version])
 
 
 def pause_image(kubernetes_version: str) -> str:

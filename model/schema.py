@@ -40,6 +40,8 @@ IMAGE_PATTERN = (r"^[a-z0-9][a-z0-9._-]*(:[0-9]+)?(/[a-z0-9._-]+)*"
                  r"(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}|@sha256:[a-f0-9]{64})$")
 QUANTITY_PATTERN = r"^[0-9]+(\.[0-9]+)?(m|Ki|Mi|Gi|Ti)?$"
 DNS_NAME_PATTERN = r"^([a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$"
+SNS_TOPIC_PATTERN = r"^arn:aws:sns:[a-z0-9-]+:[0-9]{12}:[A-Za-z0-9_-]+$"
+EMAIL_PATTERN = r"^[A-Za-z0-9._%+-]+@([A-Za-z0-9-]+\.)+[A-Za-z]{2,63}$"
 
 # DNS-1123 label: host names become Kubernetes node names and resource names.
 HostName = Annotated[str, StringConstraints(pattern=HOST_NAME_PATTERN)]
@@ -346,6 +348,69 @@ class Database(Model):
     repo_cipher_pass: SecretStr
 
 
+class AlertEmail(Model):
+    """Alertmanager's email receiver: an SMTP smarthost with authentication (STARTTLS required)."""
+
+    smarthost: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9.-]+:[0-9]{1,5}$")]
+    sender: Annotated[str, StringConstraints(pattern=EMAIL_PATTERN)]
+    to: Annotated[list[Annotated[str, StringConstraints(pattern=EMAIL_PATTERN)]], Field(min_length=1)]
+    username: Annotated[str, StringConstraints(min_length=1)]
+    password: SecretStr
+
+
+class AlertSms(Model):
+    """Alertmanager's SMS receiver: an Amazon SNS topic (SMS subscribers) or a Korean SMS gateway's webhook.
+
+    `credential` is the SNS user's secret access key (with `accessKeyId`), or the
+    gateway's bearer token.
+    """
+
+    provider: Literal["sns", "webhook"] = "sns"
+    region: str = "ap-northeast-2"
+    topic_arn: Annotated[str, StringConstraints(pattern=SNS_TOPIC_PATTERN)] | None = None
+    access_key_id: Annotated[str, StringConstraints(pattern=r"^[A-Z0-9]{16,128}$")] | None = None
+    webhook_url: Annotated[str, StringConstraints(pattern=r"^https://\S+$")] | None = None
+    credential: SecretStr
+
+    @model_validator(mode="after")
+    def _provider_settings(self) -> "AlertSms":
+        if self.provider == "sns" and (self.topic_arn is None or self.access_key_id is None):
+            raise ValueError("provider sns needs topicArn and accessKeyId")
+        if self.provider == "webhook" and self.webhook_url is None:
+            raise ValueError("provider webhook needs webhookUrl")
+        return self
+
+
+class Logging(Model):
+    """Elasticsearch (ECK) log retention: hot days on Ceph, then S3 snapshots kept for the legal minimum."""
+
+    hot_days: Annotated[int, Field(ge=1, le=90)] = 7
+    # PIPA safety-measure standard: access logs kept at least one year (two for large processors).
+    snapshot_retention_days: Annotated[int, Field(ge=365, le=3650)] = 365
+    snapshot_bucket: Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")] | None = None
+    kibana_host: Annotated[str, StringConstraints(pattern=DNS_NAME_PATTERN)] | None = None
+    # Elasticsearch hot data nodes and each one's data volume on `storageClass`.
+    hot_nodes: Annotated[int, Field(ge=1)] = 3
+    hot_node_storage: Quantity = "2Ti"
+    # An IAM user allowed to write the snapshot repository's prefix (Elasticsearch keystore).
+    snapshot_access_key_id: Annotated[str, StringConstraints(pattern=r"^[A-Z0-9]{16,128}$")]
+    snapshot_secret_access_key: SecretStr
+
+
+class Observability(Model):
+    """kube-prometheus-stack, Alertmanager receivers, Grafana, logging (render/monitoring.py, alerts.py)."""
+
+    namespace: HostName = "monitoring"
+    # Ceph RBD StorageClass made by the storage work.
+    storage_class: HostName = "ceph-rbd"
+    retention_days: Annotated[int, Field(ge=1, le=3650)] = 15
+    prometheus_storage: Quantity = "200Gi"
+    grafana_admin_password: SecretStr
+    email: AlertEmail
+    sms: AlertSms
+    logging: Logging | None = None
+
+
 class Workload(Model):
     daily_ingest_tb: Annotated[float, Field(gt=0)]
     retention_days: Annotated[int, Field(ge=1)]
@@ -367,6 +432,7 @@ class StackConfig(Model):
     fortigate: FortiGate | None = None
     database: Database | None = None
     apps: list[App] = []
+    observability: Observability | None = None
 
     @property
     def backup_bucket(self) -> str:

@@ -69,6 +69,27 @@ def helm_values(registrations: list[Registration]) -> Iterator[tuple[str, dict[s
             yield str(inputs.get("name") or reg.name), _integers(inputs.get("values") or {})
 
 
+# Files carried inside what the program registers (components/observability.py): a
+# PrometheusRule's spec is a plain Prometheus rule file; ConfigMaps labelled for Grafana's
+# sidecar hold dashboards; a Helm release's `alertmanager.config` is Alertmanager's config.
+DASHBOARD_LABEL = "grafana_dashboard"
+
+
+def config_files(registrations: list[Registration]) -> Iterator[tuple[str, str]]:
+    """(relative path, text) for rule files, dashboards and the Alertmanager config."""
+    for _, obj in kubernetes_objects(registrations):
+        meta = obj.get("metadata", {})
+        if obj["kind"] == "PrometheusRule":
+            yield f"prometheus/rules/{meta.get('name')}.yaml", yaml.safe_dump(obj.get("spec", {}), sort_keys=False)
+        elif obj["kind"] == "ConfigMap" and (meta.get("labels") or {}).get(DASHBOARD_LABEL) == "1":
+            for key, text in (obj.get("data") or {}).items():
+                yield f"grafana/{key}", str(text)
+    for _, values in helm_values(registrations):
+        config = (values.get("alertmanager") or {}).get("config")
+        if isinstance(config, dict):
+            yield "alertmanager/alertmanager.yaml", yaml.safe_dump(config, sort_keys=False)
+
+
 def _integers(value: Any) -> Any:
     # The wire carries every number as a double; 8080.0 is the port 8080 the program set.
     if isinstance(value, float) and value.is_integer():
@@ -97,5 +118,10 @@ def write(out: Path, registrations: list[Registration], names_by_address: dict[s
         target = out / "helm" / f"{release}.yaml"
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(yaml.safe_dump(values, sort_keys=False))
+        count += 1
+    for relative, text in config_files(registrations):
+        target = out / relative
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(text)
         count += 1
     return count

@@ -29,6 +29,7 @@ from offline.registry import Registration
 from offline.stackfile import StackFile, StackFileError, read_stack_file, stack_name
 from offline.wire import plain
 from render import backup
+from render.logging import sizing as logging_sizing
 
 REPO = Path(__file__).resolve().parent.parent
 EXIT_OK, EXIT_POLICY, EXIT_CONFIG, EXIT_FAILED, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
@@ -132,6 +133,8 @@ def _plan(stack: StackFile, cfg: StackConfig, out: Path, verbose: bool) -> int:
     print(violation_report(violations, registrations, names), end="")
     mandatory = sum(v["level"] == "mandatory" for v in violations)
     print("\n" + chain_line(plan["resources"]))
+    if cfg.observability is not None and cfg.observability.logging is not None:
+        print("\n".join(logging_sizing(cfg)))  # the logging stack's hot tier against workload.dailyIngestTb
     print(f"+ {len(registrations)} to create · {_n(len(violations), 'policy violation')} ({mandatory} mandatory)")
     print(f"wrote {_show(out)}/: plan.json, policy.json, {_n(written, 'artifact')} "
           f"({time.monotonic() - started:.1f}s)")

@@ -27,6 +27,10 @@ SECRET_PATHS = [
     (f"{PROJECT}:f5", ("management", "password")),
     (f"{PROJECT}:fortigate", ("management", "token")),
     (f"{PROJECT}:database", ("repoCipherPass",)),
+    (f"{PROJECT}:observability", ("grafanaAdminPassword",)),
+    (f"{PROJECT}:observability", ("email", "password")),
+    (f"{PROJECT}:observability", ("sms", "credential")),
+    (f"{PROJECT}:observability", ("logging", "snapshotSecretAccessKey")),
 ]
 
 

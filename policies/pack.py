@@ -1,7 +1,7 @@
 """The seoul-cluster policy pack: its name, version and the full list of policies.
 
 Both `policies/__main__.py` (what `pulumi preview --policy-pack policies` runs) and the
-offline runner (`offline/policy.py`) build their analyzer from this module, so there is
+offline runner (`offline/policy_host.py`) build their analyzer from this module, so there is
 exactly one implementation of every rule.
 
 Areas and rule names (`<area>-<rule>`):

@@ -19,6 +19,7 @@ that otherwise lacks the setting makes the verdict unknown.
 
 from __future__ import annotations
 
+import functools
 import re
 import shlex
 from collections.abc import Iterable, Mapping, Sequence
@@ -132,12 +133,22 @@ class FilePut:
     path: str
 
 
-def parse_file_put(create: str) -> FilePut | None:
-    """`sudo install -D -m <mode> -o root -g root /dev/stdin <path>` -> FilePut."""
+@functools.cache  # bounded by the distinct command lines of one preview
+def _words(create: str) -> tuple[str, ...] | None:
+    """shlex words of a command line, None when unbalanced. Cached: every stack policy reads
+    every command again, and splitting was half of the policy run (shlex is pure Python)."""
     try:
-        tokens = shlex.split(create)
+        return tuple(shlex.split(create))
     except ValueError:
         return None
+
+
+def parse_file_put(create: str) -> FilePut | None:
+    """`sudo install -D -m <mode> -o root -g root /dev/stdin <path>` -> FilePut."""
+    words = _words(create)
+    if words is None:
+        return None
+    tokens = list(words)
     if (
         len(tokens) == 11
         and tokens[:4] == _INSTALL_PREFIX
@@ -150,10 +161,10 @@ def parse_file_put(create: str) -> FilePut | None:
 
 def parse_script_env(create: str) -> dict[str, str] | None:
     """`sudo env K=V K2='v 2' bash -s` -> {"K": "V", "K2": "v 2"}; None for other commands."""
-    try:
-        tokens = shlex.split(create)
-    except ValueError:
+    words = _words(create)
+    if words is None:
         return None
+    tokens = list(words)
     if len(tokens) < 4 or tokens[:2] != ["sudo", "env"] or tokens[-2:] != ["bash", "-s"]:
         return None
     env: dict[str, str] = {}

@@ -10,6 +10,8 @@ from model.schema import HostSpec, StackConfig
 from render.files import FileSet, HostFile, ScriptRun, fingerprint, script
 
 APISERVER_PORT = 6443
+# HAProxy's built-in Prometheus exporter (docs.haproxy.org, "Prometheus exporter"; 8405 in its examples).
+HAPROXY_METRICS_PORT = 8405
 HAPROXY_CFG = "/etc/haproxy/haproxy.cfg"
 KEEPALIVED_CONF = "/etc/keepalived/keepalived.conf"
 # Written on the host by scripts/apivip-start.sh: `$VIP_INTERFACE=<nic>`, the NIC that
@@ -70,6 +72,15 @@ defaults
     # watches and exec/port-forward streams stay open for a long time
     timeout tunnel 1h
     timeout client-fin 10s
+
+# HAProxy's built-in Prometheus exporter, on every address (the VIP too: whoever holds it answers).
+frontend prometheus
+    mode http
+    bind *:{HAPROXY_METRICS_PORT}
+    http-request use-service prometheus-exporter if {{ path /metrics }}
+    # Log only errors: Prometheus scrapes every 30 s.
+    option httplog
+    option dontlog-normal
 
 frontend apiserver
     bind {cfg.network.api_vip}:{cfg.network.api_vip_port}

@@ -6,7 +6,7 @@
 from dataclasses import dataclass
 
 from model.schema import Hardening, HostSpec, StackConfig
-from render import addons, cis, network
+from render import addons, cis, monitoring, network
 from render.files import FileSet, HostFile, ScriptRun, digest
 
 HEADER = "# Managed by seoul-cluster (Pulumi). Local edits are overwritten.\n"
@@ -305,6 +305,7 @@ def tcp_ports(cfg: StackConfig, host: HostSpec) -> list[str]:
         ports += [*(str(p) for p in addons.INGRESS_PORTS), str(addons.INGRESS_WEBHOOK_PORT)]
     if host.has("storage"):
         ports += ["3300", "6789", "6800-7300"]
+    ports += [str(p) for p in monitoring.exporter_ports(host)]  # scraped by Prometheus
     return list(dict.fromkeys(ports))
 
 

@@ -191,6 +191,7 @@ def build_root(plan_out: Path, host: str, root: Path, rpms: dict[str, Path], ana
     """Lay out `root` for `host` from the plan in `plan_out`; returns what was emulated."""
     plan = json.loads((plan_out / "plan.json").read_text())
     _copy_tree(STOCK, root)
+    (root / "etc/sysctl.d").mkdir(parents=True, exist_ok=True)  # git keeps no empty folder in the fixture
     (root / "etc/sysctl.d/99-sysctl.conf").symlink_to("../sysctl.conf")
     (root / "etc/ssh/sshd_config").chmod(0o600)  # as openssh-server ships it
     _copy_tree(plan_out / "artifacts/hosts" / host, root)

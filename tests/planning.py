@@ -12,11 +12,13 @@ from offline.engine import run_program
 from offline.registry import Registration
 from offline.stackfile import read_stack_file
 from offline.wire import plain
+from tests.provider_schemas import check_if_available, plan_resources
 from tests.tools import REPO
 
 
 def registrations(stack_file: Path) -> list[Registration]:
     regs, _ = run_program(REPO / "__main__.py", read_stack_file(stack_file))
+    check_if_available(plan_resources(regs), stack_file.name)  # every plan the tests make meets the schemas
     return regs
 
 
@@ -45,4 +47,7 @@ def run_plan(stack_file: Path, out: Path) -> PlanRun:
         timeout=300,
         env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"},
     )
-    return PlanRun(proc.returncode, proc.stdout, proc.stderr, out)
+    run = PlanRun(proc.returncode, proc.stdout, proc.stderr, out)
+    if (out / "plan.json").is_file():
+        check_if_available(run.json("plan.json")["resources"], f"{stack_file.name} ({out}/plan.json)")
+    return run

@@ -46,12 +46,14 @@ def sdk_struct(build: Any) -> struct_pb2.Struct:
     async def go() -> struct_pb2.Struct:
         return await rpc.serialize_properties(build(), {})
 
+    # A loop of its own, and the previous one put back: later tests (set_mocks) need a current loop.
+    previous = asyncio.get_event_loop_policy().get_event_loop()
     loop = asyncio.new_event_loop()
     try:
         asyncio.set_event_loop(loop)
         return loop.run_until_complete(go())
     finally:
-        asyncio.set_event_loop(None)
+        asyncio.set_event_loop(previous)
         loop.close()
 
 
@@ -118,7 +120,7 @@ def test_sdk_serialized_registration_runs_through_the_pack(policy_wire_secrets_s
 
 
 def test_engine_view_reduces_references_and_output_values() -> None:
-    from offline.policy import engine_view
+    from offline.policy_marshal import engine_view
 
     sig = "4dabf18193072939515e22adb298388d"
     ref = "5cf8f73096256a8f31e491e813e4eb8e"
