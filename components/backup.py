@@ -127,7 +127,7 @@ class OffsiteCopies(pulumi.ComponentResource):
     """The hosts' jobs that copy backups into the vault: the etcd members' hourly snapshots,
     and the named RBD images' daily snapshots from the Ceph bootstrap host.
 
-    Each job writes `render.backup.METRIC{job=...}` for node_exporter when it succeeds.
+    Each job writes `render.backup.METRIC{backup=<kind>}` for node_exporter when it succeeds.
     """
 
     def __init__(self, cfg: StackConfig, hosts: Mapping[str, HostHandle], vault: BackupVault,

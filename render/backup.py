@@ -23,8 +23,10 @@ SHIP_SCRIPT = "/usr/local/sbin/seoul-backup-ship"
 CEPH_SCRIPT = "/usr/local/sbin/seoul-backup-ceph"
 CEPH_EXPORT_DIR = "/var/lib/seoul-backup/rbd"
 CEPH_KEEP_DAYS = 3  # exports kept locally after they are shipped
-# The freshness gauge the observability work alerts on; label `job` is the kind.
+# The freshness gauges render/alerts.py alerts on; label `backup` is the kind.
 METRIC = "seoul_backup_last_success_timestamp_seconds"
+PERIOD_METRIC = "seoul_backup_period_seconds"
+PERIOD_SECONDS = {"etcd": 3600, "ceph": 86400}
 MIN_TLS_VERSION = "1.2"
 LOG_PREFIX = "s3-access/"
 LOG_RETENTION_DAYS = 365
@@ -257,6 +259,7 @@ def ship_env(cfg: StackConfig, kind: str, source_dir: str, include: str, host: s
         "RCLONE_CONFIG": rclone_config_path(kind),
         "BWLIMIT": bwlimit(cfg, kind),
         "TEXTFILE_DIR": TEXTFILE_DIR,
+        "PERIOD_SECONDS": str(PERIOD_SECONDS[kind]),
     }
 
 

@@ -102,8 +102,12 @@ def test_etcd_snapshot_goes_off_site_and_restores_a_member_with_every_key(tmp_pa
 
             # The freshness gauge, in the textfile collector's format, is recent.
             metric = (tmp_path / "textfile" / "seoul_backup_etcd.prom").read_text()
-            match = re.search(rf'^{backup.METRIC}{{job="etcd"}} (\d+)$', metric, re.MULTILINE)
+            match = re.search(rf'^{backup.METRIC}{{backup="etcd"}} (\d+)$', metric, re.MULTILINE)
             assert match and abs(int(match.group(1)) - time.time()) < 120, metric
+            assert f'{backup.PERIOD_METRIC}{{backup="etcd"}} 3600\n' in metric
+            lint = subprocess.run([require_tool("promtool"), "check", "metrics"], input=metric, capture_output=True,
+                                  text=True, timeout=30)
+            assert lint.returncode == 0, lint.stdout + lint.stderr
 
             # Shipping again sends nothing new and keeps the one copy.
             again = ship(tmp_path, lab, conf, "etcd", snapshots, "etcd-*.db", "etcd-1")
@@ -312,7 +316,7 @@ def test_an_rbd_export_goes_off_site_and_comes_back_byte_identical(tmp_path):
         assert shipped.returncode == 0, shipped.stdout + shipped.stderr
         keys = sorted(o["Key"] for o in lab.client().list_objects_v2(Bucket=lab.bucket)["Contents"])
         assert keys == [f"ceph/osd-1/rbd/shop-media/{full.name}", f"ceph/osd-1/rbd/shop-media/{diff.name}"]
-        assert 'seoul_backup_last_success_timestamp_seconds{job="ceph"}' in (
+        assert 'seoul_backup_last_success_timestamp_seconds{backup="ceph"}' in (
             tmp_path / "textfile" / "seoul_backup_ceph.prom").read_text()
         back = tmp_path / "back"
         fetched = rclone(conf, lab, "copy", f"vault:{lab.bucket}/ceph/osd-1", str(back))
