@@ -10,6 +10,8 @@ STAMP := $(VENV)/.installed
 TEST_TOOLS := openssh-server shellcheck haproxy keepalived etcd-server etcd-client openssl curl chromium \
   openscap-scanner openscap-utils ssg-nondebian rpm systemd procps util-linux kmod auditd chrony \
   ceph-mon ceph-mgr ceph-osd ceph-mds ceph-common
+# ... and the backup restore tests' data movers and database.
+TEST_TOOLS += postgresql pgbackrest rclone
 # ... promtool and amtool for the alert rules and Alertmanager's config (tests/test_observability.py)
 TEST_TOOLS += prometheus prometheus-alertmanager
 # ... and the failure drills' lab (ip netns, nsenter/unshare/setpriv, sysctl).

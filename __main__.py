@@ -5,9 +5,10 @@ from pulumi.runtime.config import CONFIG, get_config, get_config_env, is_config_
 
 from components.addons import ClusterAddons
 from components.apps import Applications
-from components.backup import BackupVault
+from components.backup import BackupVault, OffsiteCopies
 from components.ceph import CephCluster
 from components.csi import CephCsi
+from components.database import PostgresCluster
 from components.edge import EdgeLoadBalancer
 from components.firewall import EdgeFirewall
 from components.hosts import Host
@@ -50,6 +51,11 @@ if cfg.fortigate is not None:
 backup = BackupVault(cfg)
 storage = CephCluster("ceph", cfg, hosts) if cfg.storage_hosts else None
 csi = CephCsi("ceph-csi", cfg, storage, cluster.provider) if storage else None
+OffsiteCopies(cfg, hosts, backup)
+if cfg.database is not None:
+    # Its volumes are on ceph-rbd: after CSI when the stack has storage.
+    PostgresCluster("database", cfg, cfg.database, cluster.provider, backup,
+                    after=[network.ready, *([csi] if csi else [])])
 if cfg.observability is not None:
     # Their volumes use the Ceph StorageClasses: after CSI when the stack has storage.
     in_cluster = [network.ready, addons.ingress, *([csi] if csi else [])]

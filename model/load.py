@@ -39,6 +39,7 @@ SECRET_KEYS = {
     "ssh.privateKey": "private-key-file",
     "f5.management.password": "password-file",
     "fortigate.management.token": "token-file",
+    "database.repoCipherPass": "passphrase-file",
     "observability.grafanaAdminPassword": "grafana-password-file",
     "observability.email.password": "smtp-password-file",
     "observability.sms.credential": "sns-secret-key-or-gateway-token-file",

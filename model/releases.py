@@ -90,6 +90,14 @@ CEPH_CSI_RBD = Chart("ceph-csi-rbd", "3.11.0", "https://ceph.github.io/csi-chart
 CEPH_CSI_CEPHFS = Chart("ceph-csi-cephfs", "3.11.0", "https://ceph.github.io/csi-charts")
 METRICS_SERVER = Chart("metrics-server", "3.12.2", "https://kubernetes-sigs.github.io/metrics-server/")
 
+# Percona Operator for PostgreSQL v2.6.0 (Patroni, pgBackRest; open-source images, unlike
+# Crunchy PGO v5's default images, which need a subscription in production). Images are
+# the ones the pg-db 2.6.1 chart pins for PostgreSQL 16.
+PG_OPERATOR = Chart("pg-operator", "2.6.0", "https://percona.github.io/percona-helm-charts/")
+PG_CR_VERSION = "2.6.0"
+PG_IMAGE = "percona/percona-postgresql-operator:2.6.0-ppg16.8-postgres"
+PG_BACKREST_IMAGE = "percona/percona-postgresql-operator:2.6.0-ppg16.8-pgbackrest2.54.2"
+PG_BOUNCER_IMAGE = "percona/percona-postgresql-operator:2.6.0-ppg16.8-pgbouncer1.24.0"
 # Observability (render/monitoring.py): Prometheus operator v0.76.1, Prometheus, Alertmanager
 # v0.27, Grafana, kube-state-metrics and node_exporter DaemonSet on the Kubernetes nodes.
 KUBE_PROMETHEUS_STACK = Chart("kube-prometheus-stack", "64.0.0", "https://prometheus-community.github.io/helm-charts")

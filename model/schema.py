@@ -124,6 +124,9 @@ class Network(Model):
     # Calico IP pool encapsulation (operator.tigera.io Installation names): CrossSubnet
     # modes encapsulate only between nodes of different subnets (racks), never inside one.
     encapsulation: Literal["VXLANCrossSubnet", "IPIPCrossSubnet", "None"] = "VXLANCrossSubnet"
+    # The data center's uplink to the internet (the seed: 1 Gbps, scalable to 100 Gbps);
+    # off-site backups may use `backup.uplinkSharePercent` of it (render/backup.py).
+    uplink_gbps: Annotated[float, Field(gt=0, le=100)] = 1
 
 
 class Kubernetes(Model):
@@ -305,12 +308,44 @@ class Hardening(Model):
     selinux: Literal["enforcing", "permissive"] = "enforcing"
 
 
+# An RBD image as `rbd` names it: `pool/image`.
+RbdImage = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][-a-z0-9_.]*/[A-Za-z0-9][-A-Za-z0-9_.]*$")]
+
+
 class Backup(Model):
     """The S3 vault in Seoul that Ceph snapshots, PostgreSQL and etcd backups land in."""
 
     # S3 names are global: the default suits one company's one stack per environment.
     bucket: Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")] | None = None
     retention_days: Annotated[int, Field(ge=1, le=3650)] = 35
+    # The most of `network.uplinkGbps` off-site backups may take (rclone --bwlimit, pgBackRest).
+    uplink_share_percent: Percent = 30
+    # RBD images (`pool/image`) the Ceph bootstrap host snapshots and ships off site, daily.
+    ceph_images: list[RbdImage] = []
+    # Size of one etcd snapshot, for the uplink estimate (etcd's quota caps it at 8 GiB).
+    etcd_snapshot_gb: Annotated[float, Field(gt=0, le=8)] = 2
+
+
+class Database(Model):
+    """The application's PostgreSQL: a Percona Operator for PostgreSQL v2 cluster (Patroni HA,
+    pgBackRest repo1 in the S3 vault). Schedules are cron expressions (the operator's)."""
+
+    name: HostName = "shop-db"
+    namespace: HostName = "databases"
+    # The images pinned in model.releases are PostgreSQL 16's.
+    postgres_version: Literal[16] = 16
+    instances: Annotated[int, Field(ge=2, le=9)] = 3
+    storage_class: HostName = "ceph-rbd"
+    storage_size: Quantity = "200Gi"
+    # The seed: a full backup every day, incrementals in between.
+    full_schedule: str = "0 1 * * *"
+    incremental_schedule: str = "0 */4 * * *"
+    # Full backups kept (pgBackRest repo1-retention-full, type count).
+    retention_full: Annotated[int, Field(ge=1, le=9999999)] = 7
+    # Data that changes a day, for the uplink estimate of the incrementals.
+    daily_change_gb: Annotated[float, Field(ge=0)] = 20
+    # pgBackRest's client-side encryption passphrase (repo1-cipher-pass): a secret.
+    repo_cipher_pass: SecretStr
 
 
 class AlertEmail(Model):
@@ -395,6 +430,7 @@ class StackConfig(Model):
     backup: Backup = Backup()
     workload: Workload
     fortigate: FortiGate | None = None
+    database: Database | None = None
     apps: list[App] = []
     observability: Observability | None = None
 

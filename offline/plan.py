@@ -28,6 +28,7 @@ from offline.policy import analyze
 from offline.registry import Registration
 from offline.stackfile import StackFile, StackFileError, read_stack_file, stack_name
 from offline.wire import plain
+from render import backup
 from render.logging import sizing as logging_sizing
 
 REPO = Path(__file__).resolve().parent.parent
@@ -130,6 +131,7 @@ def _plan(stack: StackFile, cfg: StackConfig, out: Path, verbose: bool) -> int:
     print(tree(registrations, verbose=verbose))
     if cfg.storage_hosts:
         print("\n" + "\n".join(capacity.verdict(cfg).lines()))  # model/capacity.py; also output cephCapacity
+    print("\n" + "\n".join(backup.uplink_lines(cfg)))  # render/backup.py; policy backup-offsite-fits-uplink
     print(violation_report(violations, registrations, names), end="")
     mandatory = sum(v["level"] == "mandatory" for v in violations)
     print("\n" + chain_line(plan["resources"]))

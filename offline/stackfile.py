@@ -26,6 +26,7 @@ SECRET_PATHS = [
     (f"{PROJECT}:ssh", ("privateKey",)),
     (f"{PROJECT}:f5", ("management", "password")),
     (f"{PROJECT}:fortigate", ("management", "token")),
+    (f"{PROJECT}:database", ("repoCipherPass",)),
     (f"{PROJECT}:observability", ("grafanaAdminPassword",)),
     (f"{PROJECT}:observability", ("email", "password")),
     (f"{PROJECT}:observability", ("sms", "credential")),

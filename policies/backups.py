@@ -353,6 +353,31 @@ bucket_protected = ResourceValidationPolicy(
     tags=["backup", "s3"],
 )
 
+# --- off-site copies fit the uplink --------------------------------------------------------------------
+OFFSITE_TYPE = "seoul:backup:OffsiteCopies"
+
+
+def _uplink_validate(args: StackValidationArgs, report_violation: ReportViolation) -> None:
+    for res in args.resources:
+        if res.resource_type != OFFSITE_TYPE:
+            continue
+        hours = get(res.props, "hoursPerDay")
+        if isinstance(hours, (int, float)) and hours > 24:
+            report_violation(
+                f"off-site backups need {hours:.1f} hours a day at {get(res.props, 'sharePercent')}% of a "
+                f"{get(res.props, 'uplinkGbps')} Gbps uplink: they cannot finish in a day; raise "
+                "network.uplinkGbps or backup.uplinkSharePercent, or back up less.", res.urn)
+
+
+offsite_fits_uplink = StackValidationPolicy(
+    name="backup-offsite-fits-uplink",
+    description="The day's off-site backups (the OffsiteCopies component's hoursPerDay, at its share of the "
+    "uplink) must finish within 24 hours.",
+    validate=_uplink_validate,
+    severity=Severity.HIGH,
+    tags=["backup", "network"],
+)
+
 POLICIES: list[Policy] = [
     bucket_versioning,
     bucket_sse_kms_cmk,
@@ -361,4 +386,5 @@ POLICIES: list[Policy] = [
     bucket_tls_only,
     kms_key_rotation,
     bucket_protected,
+    offsite_fits_uplink,
 ]

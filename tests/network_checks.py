@@ -18,7 +18,7 @@ from tests.tools import require_shared
 KUBERNETES_VERSION = "1.29.0"
 # Upstream CRDs for the custom resources the program creates.
 CRD_FOLDERS = ("schemas/calico-v3.27.5", "schemas/metallb-v0.14.9", "schemas/prometheus-operator-v0.76.1",
-               "schemas/eck-v2.16.1")
+               "schemas/eck-v2.16.1", "schemas/percona-pg-operator-v2.6.0")
 
 
 def chart_folder(chart: str, version: str) -> Path:

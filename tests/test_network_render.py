@@ -45,7 +45,7 @@ def releases_of(plan) -> dict[str, dict]:
 def test_every_release_pins_chart_version_and_repository(plan):
     releases = releases_of(plan)
     assert sorted(releases) == ["ceph-csi-cephfs", "ceph-csi-rbd", "eck-operator", "fluent-bit", "ingress-nginx",
-                                "kube-prometheus-stack", "metallb", "metrics-server", "tigera-operator"]
+                                "kube-prometheus-stack", "metallb", "metrics-server", "pg-operator", "tigera-operator"]
     for inputs in releases.values():
         assert inputs["chart"] and inputs["version"].lstrip("v")[0].isdigit()
         assert inputs["repositoryOpts"]["repo"].startswith("https://")

@@ -225,6 +225,15 @@ def _host(name: str) -> Callable[[Cluster], str]:
     return lambda c: urn_of(c, name, "seoul:hosts:Host")
 
 
+def offsite_copies(hours: float) -> Mutation:
+    """The OffsiteCopies component as components/backup.py registers it (render.backup.uplink_verdict)."""
+    def mutate(c: Cluster) -> None:
+        c.add("seoul:backup:OffsiteCopies", "offsite", {
+            "uplinkGbps": 1, "sharePercent": 30, "hoursPerDay": hours,
+            "dailyOffsiteGb": {"ceph": 10000.0, "postgresql": 234.7, "etcd": 144.0}}, custom=False)
+    return mutate
+
+
 def _step(host: str, step: str) -> Callable[[Cluster], str]:
     return lambda c: c.urn(host_step(c, host, step))
 
@@ -322,6 +331,11 @@ CASES: dict[str, Case] = {
         ok=lambda c: setattr(c.find(f"{B}-replica", BUCKET), "protect", True),
         bad=lambda c: setattr(c.find(B, BUCKET), "protect", False),
         urn=_res(B, BUCKET),
+    ),
+    "backup-offsite-fits-uplink": Case(
+        ok=offsite_copies(hours=7.7),
+        bad=offsite_copies(hours=76.9),
+        urn=_res("offsite", "seoul:backup:OffsiteCopies"),
     ),
     "etcd-odd-member-count": Case(
         ok=five_etcd_members,
