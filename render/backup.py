@@ -12,7 +12,7 @@ import re
 from model.schema import StackConfig
 from render import etcd
 from render.certs import TEXTFILE_DIR
-from render.files import FileSet, HostFile, ScriptRun, script, timers, unit_path
+from render.files import FileSet, HostFile, ScriptRun, script, timer_unit, timers, unit_path
 
 # Kind of backup -> its prefix in the vault (S3 keys start with it, no leading slash).
 KINDS = ("postgresql", "ceph", "etcd")
@@ -282,18 +282,7 @@ IOSchedulingClass=idle
 
 def etcd_ship_timer() -> str:
     # The snapshot runs on the hour (plus up to 5 minutes): ship half an hour later.
-    return """\
-[Unit]
-Description=Hourly off-site copy of etcd snapshots
-
-[Timer]
-OnCalendar=*-*-* *:30:00
-RandomizedDelaySec=300
-Persistent=true
-
-[Install]
-WantedBy=timers.target
-"""
+    return timer_unit("Hourly off-site copy of etcd snapshots", "*-*-* *:30:00", "300")
 
 
 def etcd_offsite(cfg: StackConfig, host: str) -> FileSet:
@@ -338,18 +327,7 @@ IOSchedulingClass=idle
 
 def ceph_timer() -> str:
     # After the day's PostgreSQL full (01:00), so the two share the uplink less.
-    return """\
-[Unit]
-Description=Daily RBD snapshot export and off-site copy
-
-[Timer]
-OnCalendar=*-*-* 02:00:00
-RandomizedDelaySec=600
-Persistent=true
-
-[Install]
-WantedBy=timers.target
-"""
+    return timer_unit("Daily RBD snapshot export and off-site copy", "*-*-* 02:00:00", "600")
 
 
 def ceph_offsite(cfg: StackConfig, host: str) -> FileSet:

@@ -1,6 +1,6 @@
 """Certificate expiry export: systemd units for scripts/cert-expiry.sh on every host with certificates."""
 
-from render.files import FileSet, HostFile, script, timers, unit_path
+from render.files import FileSet, HostFile, script, timer_unit, timers, unit_path
 
 TEXTFILE_DIR = "/var/lib/node_exporter/textfile"
 EXPIRY_METRICS = f"{TEXTFILE_DIR}/cert_expiry.prom"
@@ -20,19 +20,7 @@ ExecStart={EXPIRY_SCRIPT}
 
 
 def expiry_timer() -> str:
-    return """\
-[Unit]
-Description=Hourly certificate expiry export
-
-[Timer]
-OnBootSec=5min
-OnCalendar=hourly
-RandomizedDelaySec=300
-Persistent=true
-
-[Install]
-WantedBy=timers.target
-"""
+    return timer_unit("Hourly certificate expiry export", "hourly", "300", on_boot="5min")
 
 
 def expiry_export() -> FileSet:

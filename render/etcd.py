@@ -10,7 +10,7 @@ import yaml
 
 from model import releases
 from model.schema import HostSpec, StackConfig
-from render.files import FileSet, HostFile, ScriptRun, digest, script, timers, unit_path
+from render.files import FileSet, HostFile, ScriptRun, digest, script, timer_unit, timers, unit_path
 
 CLIENT_PORT = 2379
 PEER_PORT = 2380
@@ -185,18 +185,7 @@ IOSchedulingClass=idle
 
 
 def snapshot_timer() -> str:
-    return """\
-[Unit]
-Description=Hourly etcd snapshot
-
-[Timer]
-OnCalendar=hourly
-RandomizedDelaySec=300
-Persistent=true
-
-[Install]
-WantedBy=timers.target
-"""
+    return timer_unit("Hourly etcd snapshot", "hourly", "300")
 
 
 def cert_env(host: HostSpec) -> dict[str, str]:
@@ -242,17 +231,7 @@ ExecStart={CERTS_SCRIPT}
 
 
 def cert_renew_timer(index: int) -> str:
-    return f"""\
-[Unit]
-Description=Monthly etcd certificate check and renewal
-
-[Timer]
-OnCalendar={weekly_slot(index)}
-Persistent=true
-
-[Install]
-WantedBy=timers.target
-"""
+    return timer_unit("Monthly etcd certificate check and renewal", weekly_slot(index))
 
 
 def split_ca_bundle(bundle: str) -> tuple[str, str]:

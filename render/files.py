@@ -74,6 +74,20 @@ def unit_path(name: str) -> str:
     return f"{SYSTEMD_DIR}/{name}"
 
 
+def timer_unit(description: str, on_calendar: str, randomized_delay: str | None = None,
+               on_boot: str | None = None) -> str:
+    """A systemd timer unit (systemd.timer(5)): `Persistent=true`, so a run missed while the
+    host was off happens at boot; `randomized_delay` spreads hosts apart (e.g. "300")."""
+    lines = ["[Unit]", f"Description={description}", "", "[Timer]"]
+    if on_boot:
+        lines.append(f"OnBootSec={on_boot}")
+    lines.append(f"OnCalendar={on_calendar}")
+    if randomized_delay:
+        lines.append(f"RandomizedDelaySec={randomized_delay}")
+    lines += ["Persistent=true", "", "[Install]", "WantedBy=timers.target"]
+    return "\n".join(lines) + "\n"
+
+
 def timers(step: str, files: tuple[HostFile, ...], units: list[str], run_now: str | None = None) -> FileSet:
     """Files of one or more systemd timers, then enable the timers (disable them on removal).
 

@@ -10,7 +10,7 @@ import yaml
 
 from model.schema import HostSpec, StackConfig
 from render import addons, apivip, etcd, network, runtime
-from render.files import FileSet, HostFile, ScriptRun, script, timers, unit_path
+from render.files import FileSet, HostFile, ScriptRun, script, timer_unit, timers, unit_path
 
 API_VERSION = "kubeadm.k8s.io/v1beta3"
 CONFIG_PATH = "/etc/kubernetes/kubeadm-config.yaml"
@@ -298,17 +298,8 @@ ExecStart={CERTS_RENEW_SCRIPT}
 
 
 def certs_renew_timer(cfg: StackConfig, host: HostSpec) -> str:
-    return f"""\
-[Unit]
-Description=Monthly kubeadm certificate renewal (certificates last one year)
-
-[Timer]
-OnCalendar={certs_renew_slot(cfg, host)}
-Persistent=true
-
-[Install]
-WantedBy=timers.target
-"""
+    return timer_unit("Monthly kubeadm certificate renewal (certificates last one year)",
+                      certs_renew_slot(cfg, host))
 
 
 # -- the steps components/kubernetes runs, in order ------------------------------------------

@@ -25,7 +25,7 @@ from model.schema import HostSpec, Observability, StackConfig
 from render import addons
 from render.apivip import HAPROXY_METRICS_PORT
 from render.certs import TEXTFILE_DIR
-from render.files import FileSet, HostFile, ScriptRun, fingerprint, script, timers, unit_path
+from render.files import FileSet, HostFile, ScriptRun, fingerprint, script, timer_unit, timers, unit_path
 from render.helm import HelmRelease, Manifest, manifest
 from render.kubeadm import ETCD_CA_CERT, ETCD_CLIENT_CERT, ETCD_CLIENT_KEY
 
@@ -178,18 +178,7 @@ Type=oneshot
 {env}
 ExecStart={ETCD_SECRET_SCRIPT}
 """
-    timer = """\
-[Unit]
-Description=Daily copy of the etcd client certificate for Prometheus
-
-[Timer]
-OnCalendar=daily
-RandomizedDelaySec=600
-Persistent=true
-
-[Install]
-WantedBy=timers.target
-"""
+    timer = timer_unit("Daily copy of the etcd client certificate for Prometheus", "daily", "600")
     files = (
         HostFile("etcd-metrics-secret-script", ETCD_SECRET_SCRIPT, script("etcd-metrics-secret.sh"), "0755"),
         HostFile("etcd-metrics-secret-service", unit_path("etcd-metrics-secret.service"), service),
