@@ -9,7 +9,9 @@ The base commit is exported with `git archive` into a temporary folder and plann
 
 - create: URN only in the working tree; delete: URN only at the base;
 - update: an input differs (the keys are listed; values shown only when short and not secret);
-- replace: an input the provider marks replace-on-change differs (REPLACE_ON_CHANGES).
+- replace: an input the provider marks replace-on-change differs (REPLACE_ON_CHANGES);
+- a delete of a resource registered with `retainOnDelete` (a dead host's steps) is marked
+  "state only": the engine forgets it and runs no `delete` command.
 
 Limits of an offline diff: secret inputs read `[secret]` on both sides, so a change inside
 one (the SSH `connection`, the BIG-IP password) cannot be seen; values a provider computes
@@ -87,7 +89,8 @@ def compare(base: dict[str, Any] | None, head: dict[str, Any]) -> list[dict[str,
     """The steps from `base` to `head` (plan.json documents; base None: the stack is new).
 
     Each step: {"op", "urn", "type", "name", "host", "component", "keys", "replaceKeys",
-    "values": {path: {"old", "new"}}} with op in OPS; unchanged resources are left out.
+    "values": {path: {"old", "new"}}, "stateOnly"} with op in OPS; unchanged resources are
+    left out. `stateOnly` is true for a delete of a `retainOnDelete` resource.
     Values of secret inputs never appear: a path with `[secret]` on either side shows both
     sides as `[secret]`.
     """
@@ -108,11 +111,13 @@ def compare(base: dict[str, Any] | None, head: dict[str, Any]) -> list[dict[str,
             "keys": [],
             "replaceKeys": [],
             "values": {},
+            "stateOnly": False,
         }
         if before is None:
             step["op"] = "create"
         elif after is None:
             step["op"] = "delete"
+            step["stateOnly"] = bool(before.get("retainOnDelete"))
         else:
             keys = changed_paths(before["inputs"], after["inputs"])
             if not keys:
@@ -134,14 +139,18 @@ def _values(old_inputs: dict[str, Any], new_inputs: dict[str, Any], path: str) -
 
 
 def summary(steps: list[dict[str, Any]], head: dict[str, Any]) -> dict[str, int]:
-    """Counts per op, plus `same`: the working tree's resources no step touches."""
+    """Counts per op, `stateOnly` (deletes that run nothing), and `same`: the working tree's
+    resources no step touches."""
     counts = Counter(s["op"] for s in steps)
     touched = sum(counts[op] for op in ("create", "update", "replace"))
-    return {**{op: counts[op] for op in OPS}, "same": len(head["resources"]) - touched}
+    return {**{op: counts[op] for op in OPS}, "stateOnly": sum(1 for s in steps if s.get("stateOnly")),
+            "same": len(head["resources"]) - touched}
 
 
 def summary_line(counts: dict[str, int]) -> str:
     parts = [f"{SYMBOL[op]} {counts[op]} to {op}" for op in OPS if counts[op]]
+    if counts.get("stateOnly"):
+        parts.append(f"({counts['stateOnly']} of the deletes state only)")
     return " · ".join(parts or ["no changes"]) + f" · {counts['same']} unchanged"
 
 
@@ -163,6 +172,8 @@ def render(document: dict[str, Any]) -> str:
 
 
 def _detail(step: dict[str, Any]) -> str:
+    if step.get("stateOnly"):
+        return "  [state only: retainOnDelete, no delete command runs]"
     if not step["keys"]:
         return ""
     parts = []

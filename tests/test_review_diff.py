@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from review.diff import REPLACE_ON_CHANGES, changed_paths, compare, summary
+from review.diff import REPLACE_ON_CHANGES, changed_paths, compare, render, summary
 from tests.tools import REPO, require_shared
 
 STACK = "urn:pulumi:s::seoul-cluster::pulumi:pulumi:Stack::seoul-cluster-s"
@@ -50,7 +50,21 @@ def test_each_kind_of_step():
     assert steps["cp-1-packages"]["values"]["create"] == {"old": "install 1.29.6", "new": "install 1.29.7"}
     assert steps["cp-1-chrony-apply"]["replaceKeys"] == ["triggers"]
     assert steps["worker-2-new"]["host"] == "worker-2" and steps["worker-1-gone"]["host"] == "worker-1"
-    assert summary(list(steps.values()), head) == {"create": 1, "update": 1, "replace": 1, "delete": 1, "same": 2}
+    assert summary(list(steps.values()), head) == {"create": 1, "update": 1, "replace": 1, "delete": 1,
+                                                   "stateOnly": 0, "same": 2}
+
+
+def test_a_retained_resource_is_deleted_from_state_only():
+    # A dead host's steps are retainOnDelete: removing its entry runs no delete command.
+    dead = {**resource("worker-6-packages", create="x", delete="dnf remove"), "retainOnDelete": True}
+    base = plan(dead, resource("worker-5-packages", create="x", delete="dnf remove"))
+    steps = {s["name"]: s for s in compare(base, plan())}
+    assert steps["worker-6-packages"]["stateOnly"] and not steps["worker-5-packages"]["stateOnly"]
+    assert summary(list(steps.values()), plan())["stateOnly"] == 1
+    text = render({"stack": "s", "base": {"ref": "HEAD", "commit": "0" * 40}, "steps": list(steps.values()),
+                   "summary": summary(list(steps.values()), plan())})
+    assert "worker-6-packages  [state only" in text and "worker-5-packages  [state only" not in text
+    assert "(1 of the deletes state only)" in text
 
 
 def test_secret_values_never_appear():
