@@ -423,7 +423,7 @@ def _ceph_retention_validate(args: StackValidationArgs, report_violation: Report
 
 ceph_workload_retention = StackValidationPolicy(
     name="ceph-workload-retention",
-    description="Workload Ceph pools (WORKLOAD=true) must hold workload.retentionDays of workload.dailyIngestTb "
+    description="Ceph pools marked `workload: true` must hold workload.retentionDays of workload.dailyIngestTb "
     "after losing the largest storage host, filled no further than the nearfull ratio.",
     validate=_ceph_retention_validate,
     severity=Severity.HIGH,
