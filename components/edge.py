@@ -5,6 +5,10 @@ towards ingress-nginx on 443 (serverssl), and an HTTPS monitor on ingress-nginx'
 takes a failed ingress node out of the pool within seconds. A node that joins (or comes
 back) gets its share of new connections over `SLOW_RAMP_SECONDS`, not all at once.
 
+Plain HTTP on port 80 of the same address gets a permanent redirect to HTTPS (308, which
+keeps the method and body of a POST; BIG-IP's built-in `_sys_https_redirect` answers 302,
+which browsers replay as GET) and never reaches the pool.
+
 Removal order: each pool member depends on its node's registration step, so when an ingress
 host leaves the stack Pulumi deletes its pool member before that step drains the node.
 """
@@ -32,6 +36,14 @@ SLOW_RAMP_SECONDS = 60
 PRIORITY_GROUP = 10
 HEALTH_REQUEST = "GET /healthz HTTP/1.1\\r\\nHost: f5-health-check\\r\\nConnection: close\\r\\n\\r\\n"
 INGRESS_PORT = 443
+HTTP_PORT = 80
+# An iRule runs on a virtual server with an HTTP profile (HTTP_REQUEST event). The port in a
+# Host header ("shop.example:80") is dropped; the redirect goes to the HTTPS virtual server's port.
+HTTPS_REDIRECT = """\
+when HTTP_REQUEST {{
+    HTTP::respond 308 Location "https://[getfield [HTTP::host] ":" 1]{port}[HTTP::uri]" Connection close
+}}
+"""
 
 
 class EdgeLoadBalancer(pulumi.ComponentResource):
@@ -117,10 +129,27 @@ class EdgeLoadBalancer(pulumi.ComponentResource):
             source_address_translation="automap",
             opts=child,
         )
+        redirect = ltm.IRule("https-redirect", name=self._path("seoul_https_redirect"),
+                             irule=https_redirect(f5.port), opts=child)
+        self.redirect_server = ltm.VirtualServer(
+            "vs-app-http",
+            name=self._path("vs_app_http"),
+            destination=str(f5.virtual_address),
+            port=HTTP_PORT,
+            ip_protocol="tcp",
+            profiles=["/Common/tcp", "/Common/http"],
+            irules=[redirect.name],
+            opts=child,
+        )
         self.register_outputs({"virtualServer": self.virtual_server.name, "pool": pool.name})
 
     def _path(self, name: str) -> str:
         return f"/{self._partition}/{name}"
+
+
+def https_redirect(port: int) -> str:
+    """The iRule (Tcl) that answers every plain-HTTP request with a 308 to `https://<host>[:port]<uri>`."""
+    return HTTPS_REDIRECT.format(port="" if port == 443 else f":{port}")
 
 
 def min_active_members(members: int) -> int:

@@ -1,7 +1,8 @@
 """The FortiGate 200F in front of the F5 and the node network, through pulumiverse-fortios.
 
 Address objects and services first, then the policies in `policyid` order (render/fortigate.py):
-internet -> F5 VIP on 443, bastion -> SSH and the API VIP, an explicit deny for the rest;
+internet -> F5 VIP on 443 and 80, bastion -> SSH and the API VIP, nodes -> internet for
+HTTPS, NTP and SMTP with source NAT, an explicit deny for the rest;
 every policy logs all sessions.
 """
 
@@ -36,7 +37,7 @@ class EdgeFirewall(pulumi.ComponentResource):
         ]
         objects += [
             fortios.firewall.service.Custom(s.name, name=s.name, protocol="TCP/UDP/SCTP", tcp_portrange=s.ports,
-                                            comment=s.comment, opts=child)
+                                            udp_portrange=s.udp_ports or None, comment=s.comment, opts=child)
             for s in fortigate.services(cfg)
         ]
         self.policies = {}
@@ -54,7 +55,7 @@ class EdgeFirewall(pulumi.ComponentResource):
                 services=[{"name": s} for s in rule.services],
                 action=rule.action,
                 schedule="always",
-                nat="disable",
+                nat="enable" if rule.nat else "disable",
                 logtraffic=fortigate.LOG_ALL,
                 status="enable",
                 opts=pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(depends_on=[*objects, *previous])),

@@ -1,8 +1,11 @@
 """The FortiGate 200F rule base in front of the cluster, as data (components/firewall.py applies it).
 
-Internet traffic may reach only the F5 virtual address on its HTTPS port; SSH to the nodes and
-the Kubernetes API VIP are reachable only from the bastion network; an explicit last policy
-denies everything else. Every policy logs all its sessions (`logtraffic all`), the deny
+Internet traffic may reach only the F5 virtual address on its HTTPS port (and port 80, which
+the F5 answers with a redirect to HTTPS); SSH to the nodes and the Kubernetes API VIP are
+reachable only from the bastion network. The node network may reach the internet only for
+what the cluster itself fetches or sends, with source NAT: HTTPS (packages, images, the S3
+backup vault, SNS), NTP (`hosts.ntpServers`) and SMTP to Alertmanager's smarthost port. An
+explicit last policy denies everything else. Every policy logs all its sessions (`logtraffic all`), the deny
 included, so a blocked attempt is on record (FortiOS "Firewall policy" reference:
 `logtraffic {all | utm | disable}`).
 """
@@ -30,11 +33,13 @@ class Address:
 
 @dataclass(frozen=True)
 class Service:
-    """A custom TCP service: `ports` is FortiOS's tcp-portrange ("443", "6800-7300")."""
+    """A custom service: `ports` and `udp_ports` are FortiOS's tcp-portrange and udp-portrange
+    ("443", "6800-7300"; "" for none)."""
 
     name: str
     ports: str
     comment: str
+    udp_ports: str = ""
 
 
 @dataclass(frozen=True)
@@ -49,6 +54,7 @@ class Rule:
     destinations: tuple[str, ...]
     services: tuple[str, ...]
     action: str  # accept | deny
+    nat: bool = False  # source NAT to the outgoing interface's address
 
 
 def _subnet(network: IPv4Network) -> str:
@@ -68,24 +74,35 @@ def addresses(cfg: StackConfig, fw: FortiGate) -> list[Address]:
     ]
 
 
+def _smtp_port(cfg: StackConfig) -> str | None:
+    # Alertmanager's smarthost is "host:port" (model AlertEmail).
+    return cfg.observability.email.smarthost.rsplit(":", 1)[1] if cfg.observability else None
+
+
 def services(cfg: StackConfig) -> list[Service]:
+    egress = " ".join(dict.fromkeys(p for p in ("443", _smtp_port(cfg)) if p))
     return [
         Service("seoul-https", str(cfg.f5.port), "the F5 virtual server"),
+        Service("seoul-http", "80", "the F5's redirect to HTTPS"),
+        Service("seoul-egress", egress, "what the cluster sends out: HTTPS, SMTP to the smarthost; NTP", "123"),
         Service("seoul-ssh", str(cfg.ssh.port), "SSH to the hosts"),
         Service("seoul-k8s-api", str(cfg.network.api_vip_port), "Kubernetes API on the VIP"),
     ]
 
 
 def rules(fw: FortiGate) -> list[Rule]:
-    """Allow internet -> F5 VIP (https), bastion -> nodes (ssh), bastion -> API VIP; deny the rest."""
+    """Allow internet -> F5 VIP (https, http), bastion -> nodes (ssh), bastion -> API VIP,
+    nodes -> internet (egress services, NAT); deny the rest."""
     ports = fw.interfaces
     return [
         Rule(10, "internet-to-f5-https", ports.internet, ports.edge, (ANY_ADDRESS,), ("seoul-f5-vip",),
-             ("seoul-https",), "accept"),
+             ("seoul-https", "seoul-http"), "accept"),
         Rule(20, "bastion-ssh-to-nodes", ports.bastion, ports.nodes, ("seoul-bastion",), ("seoul-node-network",),
              ("seoul-ssh",), "accept"),
         Rule(30, "bastion-to-k8s-api", ports.bastion, ports.nodes, ("seoul-bastion",), ("seoul-k8s-api-vip",),
              ("seoul-k8s-api",), "accept"),
+        Rule(40, "nodes-to-internet", ports.nodes, ports.internet, ("seoul-node-network",), (ANY_ADDRESS,),
+             ("seoul-egress",), "accept", nat=True),
         Rule(1000, "deny-everything-else", ANY_INTERFACE, ANY_INTERFACE, (ANY_ADDRESS,), (ANY_ADDRESS,),
              (ANY_SERVICE,), "deny"),
     ]

@@ -45,3 +45,19 @@ def test_management_password_is_secret_and_certificates_are_checked(f5):
     assert provider["validateCertsDisable"] == "false"
     vs_reg, _ = f5[("VirtualServer", "vs-app")]
     assert vs_reg.provider.startswith(provider_reg.urn)
+
+
+def test_plain_http_on_the_vip_is_redirected_to_https_and_never_reaches_the_pool(f5):
+    _, http = f5[("VirtualServer", "vs-app-http")]
+    _, irule = f5[("IRule", "https-redirect")]
+    _, https = f5[("VirtualServer", "vs-app")]
+    assert (http["destination"], http["port"]) == (https["destination"], 80)
+    # An iRule's HTTP_REQUEST event needs the HTTP profile; no pool, no TLS profiles.
+    assert http["profiles"] == ["/Common/tcp", "/Common/http"] and "pool" not in http
+    assert http["irules"] == [irule["name"]]
+    assert 'HTTP::respond 308 Location "https://[getfield [HTTP::host] ":" 1][HTTP::uri]"' in irule["irule"]
+
+
+def test_the_redirect_names_a_non_default_https_port():
+    from components.edge import https_redirect
+    assert "1]:8443[HTTP::uri]" in https_redirect(8443) and "1][HTTP::uri]" in https_redirect(443)

@@ -9,7 +9,7 @@ from offline.policy import analyze
 from offline.wire import SECRET, plain
 from tests.planning import registrations
 from tests.policy_fixtures import to_struct
-from tests.stacks import altered_stack, key
+from tests.stacks import altered_stack, key, stack_config
 from tests.test_hosts import env_of
 from tests.tools import REPO
 
@@ -71,19 +71,29 @@ def test_fortigate_provider_token_is_secret_and_certificate_checked(prod):
 
 
 def test_fortigate_policies_internet_only_to_the_f5_vip_bastion_only_to_ssh_and_api(prod):
+    services = {r.name: plain(r.inputs) for r in prod if r.type == "fortios:firewall/service/custom:Custom"}
     policies = {r.name: plain(r.inputs) for r in prod if r.type == "fortios:firewall/policy:Policy"}
     addresses = {r.name: plain(r.inputs)["subnet"] for r in prod if r.type == "fortios:firewall/address:Address"}
     assert addresses["seoul-f5-vip"] == "203.0.113.1 255.255.255.255"
     assert addresses["seoul-bastion"] == "10.250.0.0 255.255.255.0"
     ordered = sorted(policies.values(), key=lambda p: p["policyid"])
     assert [p["name"] for p in ordered] == ["internet-to-f5-https", "bastion-ssh-to-nodes", "bastion-to-k8s-api",
-                                            "deny-everything-else"]
+                                            "nodes-to-internet", "deny-everything-else"]
     assert all(p["logtraffic"] == "all" for p in ordered)
     internet = ordered[0]
     assert internet["srcintfs"] == [{"name": "wan1"}] and internet["dstaddrs"] == [{"name": "seoul-f5-vip"}]
-    assert internet["services"] == [{"name": "seoul-https"}]
+    assert internet["services"] == [{"name": "seoul-https"}, {"name": "seoul-http"}]
+    assert (services["seoul-https"]["tcpPortrange"], services["seoul-http"]["tcpPortrange"]) == ("443", "80")
     for rule in ordered[1:3]:
         assert rule["srcaddrs"] == [{"name": "seoul-bastion"}] and rule["action"] == "accept"
+    assert all(p["nat"] == "disable" for p in ordered if p["name"] != "nodes-to-internet")
+    # The cluster's own traffic out (images, packages, the S3 vault, SNS, NTP, the smarthost), NATed.
+    egress = ordered[3]
+    assert (egress["srcintfs"], egress["dstintfs"]) == ([{"name": "port3"}], [{"name": "wan1"}])
+    assert egress["srcaddrs"] == [{"name": "seoul-node-network"}] and egress["nat"] == "enable"
+    smtp_port = stack_config("seoul-prod")[key("observability")]["email"]["smarthost"].rsplit(":", 1)[1]
+    assert services["seoul-egress"]["tcpPortrange"] == f"443 {smtp_port}"
+    assert services["seoul-egress"]["udpPortrange"] == "123"
     assert ordered[-1]["action"] == "deny" and ordered[-1]["services"] == [{"name": "ALL"}]
 
 
