@@ -47,7 +47,8 @@ CEPH_IMAGES = {
 CEPH_MAJOR = "18"  # Reef: what the cluster, cephadm and ceph-csi 3.11 (built on Reef) agree on
 CEPH_REPO = "https://download.ceph.com/rpm-{version}/el9"
 CEPH_RELEASE_KEY_URL = "https://download.ceph.com/keys/release.asc"
-# Fingerprint of the Ceph release signing key (security@ceph.com), checked after import.
+# Fingerprint of the Ceph release signing key (security@ceph.com), checked before import; the
+# same in Ceph's install docs ("Missing key 08B7...3994") and openstack/puppet-ceph's apt::key id.
 CEPH_RELEASE_KEY_FINGERPRINT = "08B73419AC32B4E966C1A330E84AC2C0460F3994"
 
 # ceph-csi Helm charts (RBD and CephFS), one version for both; values checked against
