@@ -21,6 +21,7 @@ CONF_DIR = "/etc/seoul-backup"
 RCLONE_REMOTE = "vault"
 SHIP_SCRIPT = "/usr/local/sbin/seoul-backup-ship"
 CEPH_SCRIPT = "/usr/local/sbin/seoul-backup-ceph"
+CEPH_RESTORE_SCRIPT = "/usr/local/sbin/seoul-restore-ceph"
 CEPH_EXPORT_DIR = "/var/lib/seoul-backup/rbd"
 CEPH_KEEP_DAYS = 3  # exports kept locally after they are shipped
 # The freshness gauges render/alerts.py alerts on; label `backup` is the kind.
@@ -301,15 +302,20 @@ CEPH_SERVICE = "seoul-backup-ceph.service"
 CEPH_TIMER = "seoul-backup-ceph.timer"
 
 
-def ceph_service(cfg: StackConfig, host: str) -> str:
-    env = {
+def ceph_env(cfg: StackConfig, host: str) -> dict[str, str]:
+    """Parameters of scripts/backup-ceph.sh (and the ship's) on the Ceph bootstrap `host`."""
+    return {
         "IMAGES": " ".join(cfg.backup.ceph_images),
         "EXPORT_DIR": CEPH_EXPORT_DIR,
         "KEEP_DAYS": str(CEPH_KEEP_DAYS),
+        "FULL_EVERY": str(cfg.backup.ceph_full_every_days),
         "SHIP": SHIP_SCRIPT,
         **ship_env(cfg, "ceph", CEPH_EXPORT_DIR, "*.rbd", host),
     }
-    lines = "\n".join(f'Environment="{k}={v}"' for k, v in env.items())
+
+
+def ceph_service(cfg: StackConfig, host: str) -> str:
+    lines = "\n".join(f'Environment="{k}={v}"' for k, v in ceph_env(cfg, host).items())
     return f"""\
 [Unit]
 Description=Snapshot, export and copy the named RBD images to the S3 vault
@@ -331,10 +337,12 @@ def ceph_timer() -> str:
 
 
 def ceph_offsite(cfg: StackConfig, host: str) -> FileSet:
-    """On the Ceph bootstrap host (admin keyring, `rbd`): the scripts, unit and daily timer."""
+    """On the Ceph bootstrap host (admin keyring, `rbd`): the scripts, unit and daily timer,
+    and the restore script (README, "Backups and restores")."""
     files = (
         HostFile("backup-ceph-ship-script", SHIP_SCRIPT, script("backup-ship.sh"), "0755"),
         HostFile("backup-ceph-script", CEPH_SCRIPT, script("backup-ceph.sh"), "0755"),
+        HostFile("backup-ceph-restore-script", CEPH_RESTORE_SCRIPT, script("backup-ceph-restore.sh"), "0755"),
         HostFile("backup-ceph-service", unit_path(CEPH_SERVICE), ceph_service(cfg, host)),
         HostFile("backup-ceph-timer", unit_path(CEPH_TIMER), ceph_timer()),
     )
