@@ -82,6 +82,13 @@ def log_bucket_policy(logs: str, source: str) -> dict:
     return document
 
 
+def default_retention(cfg: StackConfig) -> dict:
+    """The vault's Object Lock default retention (BucketObjectLockConfiguration `rule`):
+    COMPLIANCE in prod, where not even the account root can shorten it (ransomware);
+    GOVERNANCE in stage, where an identity granted s3:BypassGovernanceRetention can."""
+    return {"mode": "COMPLIANCE" if cfg.environment == "prod" else "GOVERNANCE", "days": cfg.backup.retention_days}
+
+
 def lifecycle_rules(cfg: StackConfig) -> list[dict]:
     """Lifecycle rules (pulumi_aws BucketLifecycleConfiguration `rules`), one per prefix.
 
@@ -173,9 +180,26 @@ def rclone_config(region: str, access_key_id: str, secret_access_key: str, kms_k
 MAX_ETCD_MEMBERS = 7
 
 
+# The FortiGate traffic shaper that caps everything the nodes send to the vault (render/fortigate.py).
+SHAPER = "seoul-backup-uplink"
+
+
+def share_mbps(cfg: StackConfig) -> int:
+    """The uplink share off-site backups may use, in Mbit/s (10^6 bits), whole: the FortiGate
+    shaper's `maximum-bandwidth` (bandwidth-unit mbps) and the basis of every other limit here."""
+    return max(1, int(cfg.network.uplink_gbps * 1000 * cfg.backup.uplink_share_percent / 100))
+
+
 def share_bytes_per_second(cfg: StackConfig) -> float:
-    """The uplink share off-site backups may use, in bytes per second."""
-    return cfg.network.uplink_gbps * 1e9 / 8 * cfg.backup.uplink_share_percent / 100
+    """The uplink share off-site backups may use, in bytes per second (`share_mbps`)."""
+    return share_mbps(cfg) * 1e6 / 8
+
+
+def vault_host(cfg: StackConfig) -> str:
+    """The vault's virtual-hosted S3 name, the one host every writer sends to: pgBackRest
+    (`repo1-s3-uri-style=host`) and rclone (provider AWS) both address the bucket this way
+    (AWS "Virtual hosting of buckets")."""
+    return f"{cfg.backup_bucket}.s3.{cfg.aws_region}.amazonaws.com"
 
 
 def bwlimit(cfg: StackConfig, kind: str) -> str:
@@ -214,6 +238,9 @@ def uplink_verdict(cfg: StackConfig) -> dict:
         "sharePercent": cfg.backup.uplink_share_percent,
         "dailyOffsiteGb": {k: round(v, 1) for k, v in daily_offsite_gb(cfg).items()},
         "hoursPerDay": round(uplink_hours(cfg), 2),
+        # What enforces the share for pgBackRest (which has no rate option): the FortiGate shaper.
+        "shareMbps": share_mbps(cfg),
+        "uploadShaper": SHAPER if cfg.fortigate else None,
     }
 
 
@@ -229,7 +256,15 @@ def uplink_lines(cfg: StackConfig) -> list[str]:
         f"of a {facts['uplinkGbps']:g} Gbps uplink",
         f"  {hours:.1f} hours of uplink a day at that share (rclone --bwlimit {bwlimit(cfg, 'ceph')} for Ceph, "
         f"{bwlimit(cfg, 'etcd')} per etcd member): {fits}",
+        f"  {_cap(cfg)}",
     ]
+
+
+def _cap(cfg: StackConfig) -> str:
+    if cfg.fortigate is None:
+        return "pgBackRest has no rate limit and no FortiGate is configured: its uploads are NOT capped"
+    return (f"FortiGate shaper {SHAPER} caps all uploads to {vault_host(cfg)} (pgBackRest and rclone) "
+            f"at {share_mbps(cfg)} Mbps")
 
 
 def _quantity_gb(quantity: str) -> float:
