@@ -9,6 +9,7 @@ import pytest
 import yaml
 
 from model import load_config
+from model.load import ConfigError
 from offline.stackfile import read_stack_file
 from offline.wire import plain
 from render import backup, database
@@ -203,3 +204,14 @@ def test_every_upload_to_the_vault_is_shaped_to_the_share_the_verdict_uses():
     assert f"at {int(shaper['maximumBandwidth'])} Mbps" in backup.uplink_lines(cfg)[-1]
     unshaped = cfg.model_copy(update={"fortigate": None})
     assert "NOT capped" in backup.uplink_lines(unshaped)[-1] and backup.uplink_verdict(unshaped)["uploadShaper"] is None
+
+
+def test_the_rbd_full_interval_reaches_the_job_and_may_not_outlast_the_vault(tmp_path):
+    assert 'Environment="FULL_EVERY=7"' in backup.ceph_service(stack("seoul-prod"), "osd-1")
+
+    def every_40_days(c):
+        c["seoul-cluster:backup"]["cephFullEveryDays"] = 40
+
+    path = altered_stack(tmp_path, "seoul-prod", every_40_days)
+    with pytest.raises(ConfigError, match="backup: cephFullEveryDays 40 is above retentionDays 35"):
+        load_config(read_stack_file(path).lookup)
