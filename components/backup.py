@@ -62,9 +62,7 @@ class BackupVault(pulumi.ComponentResource):
         aws.s3.BucketObjectLockConfiguration(
             "backups",
             bucket=bucket.id,
-            # COMPLIANCE: not even the account root can shorten retention (ransomware).
-            rule={"default_retention": {"mode": "COMPLIANCE" if prod else "GOVERNANCE",
-                                        "days": cfg.backup.retention_days}},
+            rule={"default_retention": render.default_retention(cfg)},
             opts=child,
         )
         aws.s3.BucketPolicy("backups", bucket=bucket.id, policy=tls_only_policy(name), opts=child)

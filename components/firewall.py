@@ -1,9 +1,9 @@
 """The FortiGate 200F in front of the F5 and the node network, through pulumiverse-fortios.
 
 Address objects and services first, then the policies in `policyid` order (render/fortigate.py):
-internet -> F5 VIP on 443 and 80, bastion -> SSH and the API VIP, nodes -> internet for
-HTTPS, NTP and SMTP with source NAT, an explicit deny for the rest;
-every policy logs all sessions.
+internet -> F5 VIP on 443 and 80, bastion -> SSH and the API VIP, nodes -> the backup vault
+through the backups' traffic shaper, nodes -> internet for HTTPS, NTP and SMTP with source NAT,
+an explicit deny for the rest; every policy logs all sessions.
 """
 
 import pulumi
@@ -31,9 +31,18 @@ class EdgeFirewall(pulumi.ComponentResource):
         )
         child = pulumi.ResourceOptions(parent=self, provider=provider)
         objects: list[pulumi.Resource] = [
+            fortios.firewall.Address(a.name, name=a.name, type="fqdn", fqdn=a.fqdn, comment=a.comment, opts=child)
+            if a.fqdn else
             fortios.firewall.Address(a.name, name=a.name, type="ipmask", subnet=a.subnet, comment=a.comment,
                                      opts=child)
             for a in fortigate.addresses(cfg, fw)
+        ]
+        # Shared (per-policy disable): one limit over every session of the policies using it.
+        objects += [
+            fortios.firewall.shaper.Trafficshaper(sh.name, name=sh.name, bandwidth_unit="mbps",
+                                                  maximum_bandwidth=sh.maximum_mbps, per_policy="disable",
+                                                  opts=child)
+            for sh in fortigate.shapers(cfg)
         ]
         objects += [
             fortios.firewall.service.Custom(s.name, name=s.name, protocol="TCP/UDP/SCTP", tcp_portrange=s.ports,
@@ -56,6 +65,7 @@ class EdgeFirewall(pulumi.ComponentResource):
                 action=rule.action,
                 schedule="always",
                 nat="enable" if rule.nat else "disable",
+                traffic_shaper=rule.shaper,
                 logtraffic=fortigate.LOG_ALL,
                 status="enable",
                 opts=pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(depends_on=[*objects, *previous])),

@@ -2,7 +2,8 @@
 
 Builds the lab (drill.lab) from the stack's inventory, puts the offline plan's files on its
 hosts, runs step 1 (etcd quorum), step 3 (certificates) and step 2 (API VIP, last because it
-breaks hosts), prints each step and writes `<out>/report.json` (drill.report) and the
+breaks hosts), then, with the lab gone, step 4 (the backups' restore checks, drill.backups on
+this machine's loopback), prints each step and writes `<out>/report.json` (drill.report) and the
 daemons' logs under `<out>/logs/<host>/`.
 Exit status: 0 every step passed, 1 a step failed or the drill stopped, 2 it cannot run here
 (not root, a tool missing, bad stack).
@@ -20,14 +21,13 @@ import time
 import traceback
 from pathlib import Path
 
-from drill import certs, quorum, vip
+from drill import backups, certs, quorum, vip
 from drill.lab import Lab, LabError
 from drill.report import Report
 from drill.setup import REPO, DrillError, install_plan_files, install_standins, plan_artifacts, read_inventory
 
-# Issue 14 item 4: each restore test of the backup work becomes a step here once it lands
-# (a module with run(lab, report), called from drill() below).
-PENDING = ("4 backups: the backup issue's restore tests (not landed yet)",)
+# Drills that join later (none now: step 4, backups, landed with the backup work).
+PENDING: tuple[str, ...] = ()
 TOOLS = ("ip", "nsenter", "unshare", "setpriv", "bash", "openssl", "curl", "etcd", "etcdctl", "haproxy", "keepalived")
 
 
@@ -86,6 +86,7 @@ def drill(stack: str, out: Path) -> Report:
                                         "open-file limit is below what the rendered maxconn needs")
                 certs.run(etcd, api, report)
                 vip.run(api, report)
+            backups.run(report)
         except (DrillError, LabError, subprocess.TimeoutExpired, KeyboardInterrupt) as exc:
             report.error = f"{type(exc).__name__}: {exc}"
         except Exception as exc:  # a bug in the drill: still report it (the lab is gone by now)

@@ -322,8 +322,20 @@ class Backup(Model):
     uplink_share_percent: Percent = 30
     # RBD images (`pool/image`) the Ceph bootstrap host snapshots and ships off site, daily.
     ceph_images: list[RbdImage] = []
+    # A new full export every this many daily runs (the rest are export-diff increments):
+    # a restore needs one full and at most cephFullEveryDays-1 increments.
+    ceph_full_every_days: Annotated[int, Field(ge=1, le=366)] = 7
     # Size of one etcd snapshot, for the uplink estimate (etcd's quota caps it at 8 GiB).
     etcd_snapshot_gb: Annotated[float, Field(gt=0, le=8)] = 2
+
+    @model_validator(mode="after")
+    def _current_chain_kept(self) -> "Backup":
+        # The vault expires a full retentionDays after it was written: the chain growing
+        # on it must have started a new full by then, or its newest increments are useless.
+        if self.ceph_full_every_days > self.retention_days:
+            raise ValueError(f"cephFullEveryDays {self.ceph_full_every_days} is above retentionDays "
+                             f"{self.retention_days}: the vault would expire a full while increments still build on it")
+        return self
 
 
 class Database(Model):

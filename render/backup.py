@@ -21,6 +21,7 @@ CONF_DIR = "/etc/seoul-backup"
 RCLONE_REMOTE = "vault"
 SHIP_SCRIPT = "/usr/local/sbin/seoul-backup-ship"
 CEPH_SCRIPT = "/usr/local/sbin/seoul-backup-ceph"
+CEPH_RESTORE_SCRIPT = "/usr/local/sbin/seoul-restore-ceph"
 CEPH_EXPORT_DIR = "/var/lib/seoul-backup/rbd"
 CEPH_KEEP_DAYS = 3  # exports kept locally after they are shipped
 # The freshness gauges render/alerts.py alerts on; label `backup` is the kind.
@@ -79,6 +80,13 @@ def log_bucket_policy(logs: str, source: str) -> dict:
         "Condition": {"ArnLike": {"aws:SourceArn": _arn(source)}},
     })
     return document
+
+
+def default_retention(cfg: StackConfig) -> dict:
+    """The vault's Object Lock default retention (BucketObjectLockConfiguration `rule`):
+    COMPLIANCE in prod, where not even the account root can shorten it (ransomware);
+    GOVERNANCE in stage, where an identity granted s3:BypassGovernanceRetention can."""
+    return {"mode": "COMPLIANCE" if cfg.environment == "prod" else "GOVERNANCE", "days": cfg.backup.retention_days}
 
 
 def lifecycle_rules(cfg: StackConfig) -> list[dict]:
@@ -172,9 +180,26 @@ def rclone_config(region: str, access_key_id: str, secret_access_key: str, kms_k
 MAX_ETCD_MEMBERS = 7
 
 
+# The FortiGate traffic shaper that caps everything the nodes send to the vault (render/fortigate.py).
+SHAPER = "seoul-backup-uplink"
+
+
+def share_mbps(cfg: StackConfig) -> int:
+    """The uplink share off-site backups may use, in Mbit/s (10^6 bits), whole: the FortiGate
+    shaper's `maximum-bandwidth` (bandwidth-unit mbps) and the basis of every other limit here."""
+    return max(1, int(cfg.network.uplink_gbps * 1000 * cfg.backup.uplink_share_percent / 100))
+
+
 def share_bytes_per_second(cfg: StackConfig) -> float:
-    """The uplink share off-site backups may use, in bytes per second."""
-    return cfg.network.uplink_gbps * 1e9 / 8 * cfg.backup.uplink_share_percent / 100
+    """The uplink share off-site backups may use, in bytes per second (`share_mbps`)."""
+    return share_mbps(cfg) * 1e6 / 8
+
+
+def vault_host(cfg: StackConfig) -> str:
+    """The vault's virtual-hosted S3 name, the one host every writer sends to: pgBackRest
+    (`repo1-s3-uri-style=host`) and rclone (provider AWS) both address the bucket this way
+    (AWS "Virtual hosting of buckets")."""
+    return f"{cfg.backup_bucket}.s3.{cfg.aws_region}.amazonaws.com"
 
 
 def bwlimit(cfg: StackConfig, kind: str) -> str:
@@ -213,6 +238,9 @@ def uplink_verdict(cfg: StackConfig) -> dict:
         "sharePercent": cfg.backup.uplink_share_percent,
         "dailyOffsiteGb": {k: round(v, 1) for k, v in daily_offsite_gb(cfg).items()},
         "hoursPerDay": round(uplink_hours(cfg), 2),
+        # What enforces the share for pgBackRest (which has no rate option): the FortiGate shaper.
+        "shareMbps": share_mbps(cfg),
+        "uploadShaper": SHAPER if cfg.fortigate else None,
     }
 
 
@@ -228,7 +256,15 @@ def uplink_lines(cfg: StackConfig) -> list[str]:
         f"of a {facts['uplinkGbps']:g} Gbps uplink",
         f"  {hours:.1f} hours of uplink a day at that share (rclone --bwlimit {bwlimit(cfg, 'ceph')} for Ceph, "
         f"{bwlimit(cfg, 'etcd')} per etcd member): {fits}",
+        f"  {_cap(cfg)}",
     ]
+
+
+def _cap(cfg: StackConfig) -> str:
+    if cfg.fortigate is None:
+        return "pgBackRest has no rate limit and no FortiGate is configured: its uploads are NOT capped"
+    return (f"FortiGate shaper {SHAPER} caps all uploads to {vault_host(cfg)} (pgBackRest and rclone) "
+            f"at {share_mbps(cfg)} Mbps")
 
 
 def _quantity_gb(quantity: str) -> float:
@@ -301,15 +337,20 @@ CEPH_SERVICE = "seoul-backup-ceph.service"
 CEPH_TIMER = "seoul-backup-ceph.timer"
 
 
-def ceph_service(cfg: StackConfig, host: str) -> str:
-    env = {
+def ceph_env(cfg: StackConfig, host: str) -> dict[str, str]:
+    """Parameters of scripts/backup-ceph.sh (and the ship's) on the Ceph bootstrap `host`."""
+    return {
         "IMAGES": " ".join(cfg.backup.ceph_images),
         "EXPORT_DIR": CEPH_EXPORT_DIR,
         "KEEP_DAYS": str(CEPH_KEEP_DAYS),
+        "FULL_EVERY": str(cfg.backup.ceph_full_every_days),
         "SHIP": SHIP_SCRIPT,
         **ship_env(cfg, "ceph", CEPH_EXPORT_DIR, "*.rbd", host),
     }
-    lines = "\n".join(f'Environment="{k}={v}"' for k, v in env.items())
+
+
+def ceph_service(cfg: StackConfig, host: str) -> str:
+    lines = "\n".join(f'Environment="{k}={v}"' for k, v in ceph_env(cfg, host).items())
     return f"""\
 [Unit]
 Description=Snapshot, export and copy the named RBD images to the S3 vault
@@ -331,10 +372,12 @@ def ceph_timer() -> str:
 
 
 def ceph_offsite(cfg: StackConfig, host: str) -> FileSet:
-    """On the Ceph bootstrap host (admin keyring, `rbd`): the scripts, unit and daily timer."""
+    """On the Ceph bootstrap host (admin keyring, `rbd`): the scripts, unit and daily timer,
+    and the restore script (README, "Backups and restores")."""
     files = (
         HostFile("backup-ceph-ship-script", SHIP_SCRIPT, script("backup-ship.sh"), "0755"),
         HostFile("backup-ceph-script", CEPH_SCRIPT, script("backup-ceph.sh"), "0755"),
+        HostFile("backup-ceph-restore-script", CEPH_RESTORE_SCRIPT, script("backup-ceph-restore.sh"), "0755"),
         HostFile("backup-ceph-service", unit_path(CEPH_SERVICE), ceph_service(cfg, host)),
         HostFile("backup-ceph-timer", unit_path(CEPH_TIMER), ceph_timer()),
     )

@@ -9,6 +9,7 @@ import pytest
 import yaml
 
 from model import load_config
+from model.load import ConfigError
 from offline.stackfile import read_stack_file
 from offline.wire import plain
 from render import backup, database
@@ -120,8 +121,8 @@ def test_uplink_verdict_counts_every_kind_and_the_limit_keeps_the_share():
     assert volume["postgresql"] == pytest.approx(200 * 2**30 / 1e9 + 20)
     share = 10e9 / 8 * 0.30  # bytes/s at 30% of 10 Gbps
     assert backup.uplink_hours(cfg) == pytest.approx(sum(volume.values()) * 1e9 / share / 3600)
-    # Every rclone job at its --bwlimit at once, and a third left for pgBackRest (it has no rate
-    # limit of its own), stays within the share.
+    # Every rclone job at its --bwlimit at once, and a third left for pgBackRest (capped with
+    # them by the FortiGate shaper, as it has no rate limit of its own), stays within the share.
     def limit(kind):
         return int(backup.bwlimit(cfg, kind).removesuffix("k")) * 1024
 
@@ -156,3 +157,61 @@ def test_both_plans_pass_the_provider_schema_checker(name, tmp_path):
                           timeout=120)
     assert proc.returncode == 0 and "0 finding(s)" in proc.stdout, proc.stdout[-3000:]
     assert "aws-7.51.1" in proc.stdout
+
+
+SHAPER_TYPE = "fortios:firewall/shaper/trafficshaper:Trafficshaper"
+
+
+def test_every_upload_to_the_vault_is_shaped_to_the_share_the_verdict_uses():
+    """pgBackRest has no rate option (pgbackrest/pgbackrest#763, #2003): the FortiGate policy that
+    lets the nodes reach the vault caps every upload there, at the share the verdict counts."""
+    import inspect
+    import re
+
+    from pulumiverse_fortios.firewall.shaper import TrafficshaperArgs
+
+    cfg = stack("seoul-prod")
+    regs = registrations(REPO / "Pulumi.seoul-prod.yaml")
+    [shaper] = [plain(r.inputs) for r in regs if r.type == SHAPER_TYPE]
+    assert shaper == {"name": backup.SHAPER, "bandwidthUnit": "mbps", "maximumBandwidth": 3000,
+                      "perPolicy": "disable"}  # 30% of 10 Gbps, one limit over all sessions
+    # The trimmed fortios schema in ../shared lacks this type: its inputs are the pinned SDK's.
+    sdk = set(inspect.signature(TrafficshaperArgs.__init__).parameters)
+    assert {re.sub(r"(?<!^)([A-Z])", r"_\1", k).lower() for k in shaper} <= sdk
+
+    policies = {r.name: plain(r.inputs) for r in regs if r.type == "fortios:firewall/policy:Policy"}
+    rule = policies["nodes-to-backup-vault"]
+    assert rule["trafficShaper"] == backup.SHAPER and "trafficShaperReverse" not in rule  # restores unshaped
+    assert (rule["srcaddrs"], rule["dstaddrs"], rule["nat"], rule["action"]) == (
+        [{"name": "seoul-node-network"}], [{"name": "seoul-backup-vault"}], "enable", "accept")
+    assert rule["policyid"] < policies["deny-everything-else"]["policyid"]
+    addresses = {r.name: plain(r.inputs) for r in regs if r.type == "fortios:firewall/address:Address"}
+    assert addresses["seoul-backup-vault"]["type"] == "fqdn"
+    assert addresses["seoul-backup-vault"]["fqdn"] == f"{cfg.backup_bucket}.s3.ap-northeast-2.amazonaws.com"
+
+    # Both writers address the bucket by that name: pgBackRest host-style, rclone as AWS.
+    repo = database.cluster(cfg, cfg.database)["spec"]["backups"]["pgbackrest"]
+    assert repo["global"]["repo1-s3-uri-style"] == "host"
+    assert f"{repo['repos'][0]['s3']['bucket']}.{repo['repos'][0]['s3']['endpoint']}" == backup.vault_host(cfg)
+    conf = backup.rclone_config("ap-northeast-2", "k", "s", "arn")
+    assert "provider = AWS" in conf and "force_path_style" not in conf
+
+    # The verdict's hours are at the shaper's rate.
+    verdict = backup.uplink_verdict(cfg)
+    assert verdict["shareMbps"] == shaper["maximumBandwidth"] and verdict["uploadShaper"] == backup.SHAPER
+    total = sum(backup.daily_offsite_gb(cfg).values()) * 8e9
+    assert verdict["hoursPerDay"] == pytest.approx(total / (shaper["maximumBandwidth"] * 1e6) / 3600, abs=0.01)
+    assert f"at {int(shaper['maximumBandwidth'])} Mbps" in backup.uplink_lines(cfg)[-1]
+    unshaped = cfg.model_copy(update={"fortigate": None})
+    assert "NOT capped" in backup.uplink_lines(unshaped)[-1] and backup.uplink_verdict(unshaped)["uploadShaper"] is None
+
+
+def test_the_rbd_full_interval_reaches_the_job_and_may_not_outlast_the_vault(tmp_path):
+    assert 'Environment="FULL_EVERY=7"' in backup.ceph_service(stack("seoul-prod"), "osd-1")
+
+    def every_40_days(c):
+        c["seoul-cluster:backup"]["cephFullEveryDays"] = 40
+
+    path = altered_stack(tmp_path, "seoul-prod", every_40_days)
+    with pytest.raises(ConfigError, match="backup: cephFullEveryDays 40 is above retentionDays 35"):
+        load_config(read_stack_file(path).lookup)

@@ -323,3 +323,42 @@ def test_an_rbd_export_goes_off_site_and_comes_back_byte_identical(tmp_path):
         assert fetched.returncode == 0, fetched.stderr
     for original in (full, diff):
         assert sha256(back / "rbd" / "shop-media" / original.name) == sha256(original)
+
+
+# -- pgBackRest's retention deletes: in the locked, versioned vault that only hides a version ------
+
+def test_a_writers_delete_only_hides_a_locked_version_which_stays_restorable(tmp_path):
+    """The postgresql writer holds s3:DeleteObject for pgBackRest's `expire` (retention by
+    count of fulls; pgBackRest removes expired paths with DeleteObjects, no version ids).
+    With the vault's versioning and Object Lock default retention, that adds delete markers:
+    the version is still there, readable by version id, and deleting the version itself
+    (s3:DeleteObjectVersion, never granted) is refused by the lock anyway."""
+    import botocore.exceptions
+    import pytest
+
+    cfg = prod()
+    rule = backup.default_retention(cfg)
+    assert rule["mode"] == "COMPLIANCE"
+    policy = backup.writer_policy(cfg.backup_bucket, "postgresql")
+    granted = {a for s in policy["Statement"] for a in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"])}
+    assert "s3:DeleteObject" in granted
+    assert not granted & {"s3:DeleteObjectVersion", "s3:BypassGovernanceRetention", "s3:PutBucketVersioning",
+                          "s3:PutObjectRetention", "s3:PutBucketObjectLockConfiguration",
+                          "s3:PutLifecycleConfiguration"}
+    with s3_lab(tmp_path, cfg.backup_bucket) as lab:
+        s3 = lab.client()
+        s3.put_object_lock_configuration(Bucket=lab.bucket, ObjectLockConfiguration={
+            "ObjectLockEnabled": "Enabled",
+            "Rule": {"DefaultRetention": {"Mode": rule["mode"], "Days": rule["days"]}}})
+        key = "postgresql/shop-db/repo1/backup/db/20261130-010000F/backup.manifest"
+        body = os.urandom(4096)
+        version = s3.put_object(Bucket=lab.bucket, Key=key, Body=body)["VersionId"]
+        assert s3.head_object(Bucket=lab.bucket, Key=key)["ObjectLockMode"] == rule["mode"]
+
+        deleted = s3.delete_objects(Bucket=lab.bucket, Delete={"Objects": [{"Key": key}]})["Deleted"]
+        assert deleted[0]["DeleteMarker"] is True
+        with pytest.raises(botocore.exceptions.ClientError, match="NoSuchKey"):
+            s3.get_object(Bucket=lab.bucket, Key=key)  # hidden, as pgBackRest expects
+        assert s3.get_object(Bucket=lab.bucket, Key=key, VersionId=version)["Body"].read() == body
+        with pytest.raises(botocore.exceptions.ClientError, match="AccessDenied"):
+            s3.delete_object(Bucket=lab.bucket, Key=key, VersionId=version)

@@ -100,7 +100,7 @@ def test_preflight_names_what_is_missing(monkeypatch):
     assert "keepalived" in preflight() and "make test-tools" in preflight()
 
 
-STEPS = {"1.1", "1.2", "1.3", "1.4", "2.1", "2.2", "2.3", "2.4", "3.1", "3.2", "3.3"}
+STEPS = {"1.1", "1.2", "1.3", "1.4", "2.1", "2.2", "2.3", "2.4", "3.1", "3.2", "3.3", "4.1", "4.2", "4.3", "4.4"}
 
 
 def test_the_drill_passes_with_the_real_daemons(tmp_path):
@@ -112,7 +112,7 @@ def test_the_drill_passes_with_the_real_daemons(tmp_path):
     if missing_tools():
         unavailable(f"the drill needs {', '.join(missing_tools())} (run `make test-tools`)")
     proc = subprocess.run(
-        [sys.executable, "-m", "drill", "--out", str(tmp_path)], cwd=REPO, capture_output=True, text=True, timeout=900
+        [sys.executable, "-m", "drill", "--out", str(tmp_path)], cwd=REPO, capture_output=True, text=True, timeout=1500
     )
     report = json.loads((tmp_path / "report.json").read_text())
     assert proc.returncode == 0 and report["passed"], proc.stdout[-4000:] + proc.stderr[-2000:]

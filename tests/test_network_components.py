@@ -73,12 +73,12 @@ def test_fortigate_provider_token_is_secret_and_certificate_checked(prod):
 def test_fortigate_policies_internet_only_to_the_f5_vip_bastion_only_to_ssh_and_api(prod):
     services = {r.name: plain(r.inputs) for r in prod if r.type == "fortios:firewall/service/custom:Custom"}
     policies = {r.name: plain(r.inputs) for r in prod if r.type == "fortios:firewall/policy:Policy"}
-    addresses = {r.name: plain(r.inputs)["subnet"] for r in prod if r.type == "fortios:firewall/address:Address"}
+    addresses = {r.name: plain(r.inputs).get("subnet") for r in prod if r.type == "fortios:firewall/address:Address"}
     assert addresses["seoul-f5-vip"] == "203.0.113.1 255.255.255.255"
     assert addresses["seoul-bastion"] == "10.250.0.0 255.255.255.0"
     ordered = sorted(policies.values(), key=lambda p: p["policyid"])
     assert [p["name"] for p in ordered] == ["internet-to-f5-https", "bastion-ssh-to-nodes", "bastion-to-k8s-api",
-                                            "nodes-to-internet", "deny-everything-else"]
+                                            "nodes-to-backup-vault", "nodes-to-internet", "deny-everything-else"]
     assert all(p["logtraffic"] == "all" for p in ordered)
     internet = ordered[0]
     assert internet["srcintfs"] == [{"name": "wan1"}] and internet["dstaddrs"] == [{"name": "seoul-f5-vip"}]
@@ -86,9 +86,12 @@ def test_fortigate_policies_internet_only_to_the_f5_vip_bastion_only_to_ssh_and_
     assert (services["seoul-https"]["tcpPortrange"], services["seoul-http"]["tcpPortrange"]) == ("443", "80")
     for rule in ordered[1:3]:
         assert rule["srcaddrs"] == [{"name": "seoul-bastion"}] and rule["action"] == "accept"
-    assert all(p["nat"] == "disable" for p in ordered if p["name"] != "nodes-to-internet")
-    # The cluster's own traffic out (images, packages, the S3 vault, SNS, NTP, the smarthost), NATed.
-    egress = ordered[3]
+    assert all(p["nat"] == "disable" for p in ordered if not p["name"].startswith("nodes-to-"))
+    # The cluster's own traffic out (images, packages, SNS, NTP, the smarthost), NATed; the
+    # vault's shaped policy comes first, so uploads there never bypass the shaper.
+    vault, egress = ordered[3], ordered[4]
+    assert vault["dstaddrs"] == [{"name": "seoul-backup-vault"}] and vault["trafficShaper"]
+    assert "trafficShaper" not in egress
     assert (egress["srcintfs"], egress["dstintfs"]) == ([{"name": "port3"}], [{"name": "wan1"}])
     assert egress["srcaddrs"] == [{"name": "seoul-node-network"}] and egress["nat"] == "enable"
     smtp_port = stack_config("seoul-prod")[key("observability")]["email"]["smarthost"].rsplit(":", 1)[1]

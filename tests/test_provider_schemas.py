@@ -28,6 +28,11 @@ from tests.provider_schemas import (
 from tests.tools import REPO, unavailable
 
 STACKS = ["seoul-stage", "seoul-prod"]
+# Types the trimmed schemas in ../shared leave out, each checked elsewhere against its pinned SDK
+# (until ../shared adds them, as it derived the rest of the fortios file from the same SDK).
+NOT_IN_TRIMMED_SCHEMA = {
+    "fortios:firewall/shaper/trafficshaper:Trafficshaper": "tests/test_backup_render.py",
+}
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -50,6 +55,8 @@ def test_stack_inputs_conform(planned: tuple[str, list[Registration]]) -> None:
     checker = module.Checker(module.load_schemas(SCHEMA_DIR))
     statuses = {r["urn"]: checker.check_resource(r) for r in resources}
     custom = [r for r in resources if r["custom"] and not kubernetes_object(r["type"])]
+    custom = [r for r in custom if statuses[r["urn"]] != "not-in-trimmed-schema" or
+              r["type"] not in NOT_IN_TRIMMED_SCHEMA]
     assert custom and all(statuses[r["urn"]] == "checked" for r in custom), \
         sorted({r["type"] for r in custom if statuses[r["urn"]] != "checked"})
 
@@ -57,6 +64,7 @@ def test_stack_inputs_conform(planned: tuple[str, list[Registration]]) -> None:
 def test_every_provider_the_program_uses_has_a_schema(planned: tuple[str, list[Registration]]) -> None:
     stack, regs = planned
     _, uncovered = check(plan_resources(regs))
+    uncovered = [t for t in uncovered if t not in NOT_IN_TRIMMED_SCHEMA]
     if uncovered:
         unavailable(f"{stack} uses resource types with no schema in {SCHEMA_DIR}: {', '.join(uncovered)} "
                     f"(add the schemas of packages {', '.join(sorted({package(t) for t in uncovered}))})")
