@@ -175,10 +175,6 @@ def rclone_config(region: str, access_key_id: str, secret_access_key: str, kms_k
 
 # -- uplink ---------------------------------------------------------------------------------------
 
-# etcd's recommended largest cluster: the etcd share is split this many ways, so adding a
-# member changes no other host's limit.
-MAX_ETCD_MEMBERS = 7
-
 
 # The FortiGate traffic shaper that caps everything the nodes send to the vault (render/fortigate.py).
 SHAPER = "seoul-backup-uplink"
@@ -203,11 +199,15 @@ def vault_host(cfg: StackConfig) -> str:
 
 
 def bwlimit(cfg: StackConfig, kind: str) -> str:
-    """rclone `--bwlimit` of one `kind` job (KiB/s): each kind gets a third of the share, and
-    the etcd third is split between up to `MAX_ETCD_MEMBERS` members, so every job running
-    at once stays within the share."""
-    ways = len(KINDS) * (MAX_ETCD_MEMBERS if kind == "etcd" else 1)
-    return f"{int(share_bytes_per_second(cfg) / ways / 1024)}k"
+    """rclone `--bwlimit` of one `kind` job (KiB/s): each kind gets the share in proportion to
+    its daily volume (`daily_offsite_gb`), so every kind finishes in `uplink_hours`; the etcd
+    part is split between the etcd members, which ship at once. The rest of the share is
+    pgBackRest's (held with the others by the FortiGate shaper: it has no rate option).
+    rclone reads 0 as "no limit", so the least is 1k."""
+    volume = daily_offsite_gb(cfg)
+    part = volume[kind] / (sum(volume.values()) or 1)
+    ways = len(cfg.etcd_members) if kind == "etcd" else 1
+    return f"{max(1, int(share_bytes_per_second(cfg) * part / ways / 1024))}k"
 
 
 def daily_offsite_gb(cfg: StackConfig) -> dict[str, float]:

@@ -121,12 +121,17 @@ def test_uplink_verdict_counts_every_kind_and_the_limit_keeps_the_share():
     assert volume["postgresql"] == pytest.approx(200 * 2**30 / 1e9 + 20)
     share = 10e9 / 8 * 0.30  # bytes/s at 30% of 10 Gbps
     assert backup.uplink_hours(cfg) == pytest.approx(sum(volume.values()) * 1e9 / share / 3600)
-    # Every rclone job at its --bwlimit at once, and a third left for pgBackRest (capped with
-    # them by the FortiGate shaper, as it has no rate limit of its own), stays within the share.
+    # Each kind gets the share in proportion to its volume: at its --bwlimit it finishes in
+    # the verdict's hours, and every rclone job at once (pgBackRest's part left over, held by
+    # the FortiGate shaper as it has no rate option) stays within the share.
     def limit(kind):
         return int(backup.bwlimit(cfg, kind).removesuffix("k")) * 1024
 
-    assert limit("ceph") + limit("ceph") + limit("etcd") * backup.MAX_ETCD_MEMBERS <= share
+    members = len(cfg.etcd_members)
+    assert limit("ceph") + limit("etcd") * members + limit("postgresql") <= share
+    for kind in ("ceph", "etcd"):
+        hours = volume[kind] * 1e9 / (limit(kind) * (members if kind == "etcd" else 1)) / 3600
+        assert hours == pytest.approx(backup.uplink_hours(cfg), rel=1e-3)
 
 
 def test_a_prod_stack_whose_backups_cannot_finish_in_a_day_is_refused(tmp_path):
