@@ -50,7 +50,7 @@ def analyzer(mode: Mode = "inprocess") -> Iterator[analyzer_pb2_grpc.AnalyzerStu
     start serving within 60 s.
     """
     if mode == "inprocess":
-        yield analyzer_pb2_grpc.AnalyzerStub(InMemoryChannel(_pack_servicer()))
+        yield analyzer_pb2_grpc.AnalyzerStub(InMemoryChannel(marshalling_once(_pack_servicer())))
     elif mode == "subprocess":
         with _subprocess_server() as port, grpc.insecure_channel(f"127.0.0.1:{port}", options=_GRPC_OPTIONS) as ch:
             grpc.channel_ready_future(ch).result(timeout=_STARTUP_TIMEOUT_S)
@@ -72,6 +72,81 @@ def _pack_servicer() -> Any:
         None,
         pack.PACK_DESCRIPTION,
     )
+
+
+def marshalling_once(servicer: Any) -> Any:
+    """`servicer` (pulumi_policy's), its `Analyze` and `AnalyzeStack` turning each resource's
+    properties into policy input once per call instead of once per policy; returns `servicer`.
+
+    pulumi_policy's servicer runs `unknown_checking_proxy(deserialize_properties(
+    json_format.MessageToDict(properties)))` inside its loop over policies: for seoul-prod
+    that is 14 conversions of every resource in `Analyze` and 20 of all of them in
+    `AnalyzeStack`, most of the policy run. During those two calls the three functions, as
+    that module names them, answer from a memo filled on first use: every policy gets the same
+    view of a resource's properties, equal to the one it would have been handed. The memo is
+    dropped when the call returns, so it never holds more than one call's resources
+    (`AnalyzeStack` holds all of them for each policy anyway). The pack never writes to its
+    inputs (tests/test_policy_runner.py compares with the CLI-hosted analyzer).
+    """
+    for method in ("Analyze", "AnalyzeStack"):
+        setattr(servicer, method, _memoized(getattr(servicer, method)))
+    return servicer
+
+
+def _memoized(handler: Callable[[Any, Any], Any]) -> Callable[[Any, Any], Any]:
+    import pulumi_policy.policy as sdk
+
+    def call(request: Any, context: Any) -> Any:
+        memo = _PropertyMemo(sdk.json_format, sdk.deserialize_properties, sdk.unknown_checking_proxy)
+        saved = sdk.json_format, sdk.deserialize_properties, sdk.unknown_checking_proxy
+        sdk.json_format, sdk.deserialize_properties, sdk.unknown_checking_proxy = (
+            memo, memo.deserialize_properties, memo.unknown_checking_proxy)
+        try:
+            return handler(request, context)
+        finally:
+            sdk.json_format, sdk.deserialize_properties, sdk.unknown_checking_proxy = saved
+
+    return call
+
+
+class _PropertyMemo:
+    """Stands in for pulumi_policy.policy's `json_format` module and two of its functions.
+
+    Each memo is keyed by the identity of its argument and keeps the argument alive, so an
+    identity is never reused while the memo lives (protobuf hands out the same Python object
+    for a sub-message as long as one is alive). Any other call goes straight to the real function.
+    """
+
+    def __init__(self, json_format: Any, deserialize: Callable[..., Any], proxy: Callable[[Any], Any]) -> None:
+        self._json_format, self._deserialize, self._proxy = json_format, deserialize, proxy
+        self._dicts: dict[int, tuple[Any, Any]] = {}  # id(struct) -> (struct, dict)
+        self._deserialized: dict[int, tuple[Any, Any]] = {}  # id(dict) -> (dict, deserialized)
+        self._proxies: dict[int, tuple[Any, Any]] = {}  # id(deserialized) -> (deserialized, proxy)
+
+    def __getattr__(self, name: str) -> Any:  # the rest of json_format
+        return getattr(self._json_format, name)
+
+    def MessageToDict(self, message: Any, *args: Any, **kwargs: Any) -> Any:  # noqa: N802 - json_format's name
+        if args or kwargs:
+            return self._json_format.MessageToDict(message, *args, **kwargs)
+        hit = self._dicts.get(id(message))
+        if hit is None or hit[0] is not message:
+            hit = self._dicts[id(message)] = (message, self._json_format.MessageToDict(message))
+        return hit[1]
+
+    def deserialize_properties(self, props: Any, proxy_secrets: bool = False) -> Any:
+        if proxy_secrets:  # Remediate's form: not memoized
+            return self._deserialize(props, proxy_secrets)
+        hit = self._deserialized.get(id(props))
+        if hit is None or hit[0] is not props:
+            hit = self._deserialized[id(props)] = (props, self._deserialize(props))
+        return hit[1]
+
+    def unknown_checking_proxy(self, props: Any) -> Any:
+        hit = self._proxies.get(id(props))
+        if hit is None or hit[0] is not props:
+            hit = self._proxies[id(props)] = (props, self._proxy(props))
+        return hit[1]
 
 
 class _CallDetails(NamedTuple):
