@@ -41,6 +41,7 @@ class Variant:
     stack_file: Path
     resources: int = 0
     input_bytes: int = 0
+    modules_file: Path | None = None  # the provider modules the program loaded (bench/phases.py)
     phases: dict[str, float] | None = None
     plan: Run | None = None
     floor: Run | None = None
@@ -97,7 +98,7 @@ def _plan_argv(stack_file: Path, folder: Path) -> list[str]:
 
 
 def _floor_argv(v: Variant) -> list[str]:
-    return [sys.executable, "-m", "bench.floor", str(v.resources), str(v.input_bytes)]
+    return [sys.executable, "-m", "bench.floor", str(v.resources), str(v.input_bytes), str(v.modules_file)]
 
 
 def _phases(v: Variant, folder: Path) -> None:
@@ -105,6 +106,8 @@ def _phases(v: Variant, folder: Path) -> None:
     run([sys.executable, "-m", "bench.phases", str(v.stack_file), str(out), str(report)])
     data = json.loads(report.read_text())
     v.resources, v.input_bytes, v.phases = data["resources"], data["input_bytes"], data["phases"]
+    v.modules_file = folder / f"modules-{v.label.replace(' ', '-')}.txt"
+    v.modules_file.write_text("\n".join(data["provider_modules"]) + "\n")
     v.document = json.loads((out / "plan.json").read_text())
 
 

@@ -81,12 +81,13 @@ def marshalling_once(servicer: Any) -> Any:
     pulumi_policy's servicer runs `unknown_checking_proxy(deserialize_properties(
     json_format.MessageToDict(properties)))` inside its loop over policies: for seoul-prod
     that is 14 conversions of every resource in `Analyze` and 20 of all of them in
-    `AnalyzeStack`, most of the policy run. During those two calls the three functions, as
-    that module names them, answer from a memo filled on first use: every policy gets the same
-    view of a resource's properties, equal to the one it would have been handed. The memo is
-    dropped when the call returns, so it never holds more than one call's resources
-    (`AnalyzeStack` holds all of them for each policy anyway). The pack never writes to its
-    inputs (tests/test_policy_runner.py compares with the CLI-hosted analyzer).
+    `AnalyzeStack`, most of the policy run. During those two calls the three names, as that
+    module calls them, go through `_PropertyMemo`: the first conversion of a properties
+    message is kept and every later policy gets the same view, equal to the one it would have
+    been handed. The memo is dropped when the call returns, so it never holds more than one
+    call's resources, and it keeps one view of each (the servicer alone keeps all of them for
+    each stack policy anyway). The pack never writes to its inputs
+    (tests/test_policy_runner.py compares the results with the CLI-hosted analyzer's).
     """
     for method in ("Analyze", "AnalyzeStack"):
         setattr(servicer, method, _memoized(getattr(servicer, method)))
@@ -97,8 +98,8 @@ def _memoized(handler: Callable[[Any, Any], Any]) -> Callable[[Any, Any], Any]:
     import pulumi_policy.policy as sdk
 
     def call(request: Any, context: Any) -> Any:
-        memo = _PropertyMemo(sdk.json_format, sdk.deserialize_properties, sdk.unknown_checking_proxy)
         saved = sdk.json_format, sdk.deserialize_properties, sdk.unknown_checking_proxy
+        memo = _PropertyMemo(*saved)
         sdk.json_format, sdk.deserialize_properties, sdk.unknown_checking_proxy = (
             memo, memo.deserialize_properties, memo.unknown_checking_proxy)
         try:
@@ -109,19 +110,29 @@ def _memoized(handler: Callable[[Any, Any], Any]) -> Callable[[Any, Any], Any]:
     return call
 
 
+class _Properties:
+    """What the memo's `MessageToDict` hands out for a properties message: the message, and its
+    policy view once made. Only the memo's other two functions take it."""
+
+    __slots__ = ("message", "view")
+
+    def __init__(self, message: Any) -> None:
+        self.message, self.view = message, None
+
+
 class _PropertyMemo:
     """Stands in for pulumi_policy.policy's `json_format` module and two of its functions.
 
-    Each memo is keyed by the identity of its argument and keeps the argument alive, so an
-    identity is never reused while the memo lives (protobuf hands out the same Python object
-    for a sub-message as long as one is alive). Any other call goes straight to the real function.
+    `MessageToDict(message)` returns one `_Properties` per message object (protobuf hands out
+    the same Python object for a sub-message while one is alive, and the memo keeps it
+    alive); `deserialize_properties` passes it on; `unknown_checking_proxy` converts it with
+    the three real functions the first time and returns that view from then on. Any other
+    argument goes straight to the real function.
     """
 
     def __init__(self, json_format: Any, deserialize: Callable[..., Any], proxy: Callable[[Any], Any]) -> None:
         self._json_format, self._deserialize, self._proxy = json_format, deserialize, proxy
-        self._dicts: dict[int, tuple[Any, Any]] = {}  # id(struct) -> (struct, dict)
-        self._deserialized: dict[int, tuple[Any, Any]] = {}  # id(dict) -> (dict, deserialized)
-        self._proxies: dict[int, tuple[Any, Any]] = {}  # id(deserialized) -> (deserialized, proxy)
+        self._seen: dict[int, _Properties] = {}  # id(message) -> its _Properties (which keeps it alive)
 
     def __getattr__(self, name: str) -> Any:  # the rest of json_format
         return getattr(self._json_format, name)
@@ -129,24 +140,24 @@ class _PropertyMemo:
     def MessageToDict(self, message: Any, *args: Any, **kwargs: Any) -> Any:  # noqa: N802 - json_format's name
         if args or kwargs:
             return self._json_format.MessageToDict(message, *args, **kwargs)
-        hit = self._dicts.get(id(message))
-        if hit is None or hit[0] is not message:
-            hit = self._dicts[id(message)] = (message, self._json_format.MessageToDict(message))
-        return hit[1]
+        found = self._seen.get(id(message))
+        if found is None or found.message is not message:
+            found = self._seen[id(message)] = _Properties(message)
+        return found
 
     def deserialize_properties(self, props: Any, proxy_secrets: bool = False) -> Any:
-        if proxy_secrets:  # Remediate's form: not memoized
+        if not isinstance(props, _Properties):
             return self._deserialize(props, proxy_secrets)
-        hit = self._deserialized.get(id(props))
-        if hit is None or hit[0] is not props:
-            hit = self._deserialized[id(props)] = (props, self._deserialize(props))
-        return hit[1]
+        if proxy_secrets:  # Remediate's form, never memoized
+            return self._deserialize(self._json_format.MessageToDict(props.message), proxy_secrets)
+        return props
 
     def unknown_checking_proxy(self, props: Any) -> Any:
-        hit = self._proxies.get(id(props))
-        if hit is None or hit[0] is not props:
-            hit = self._proxies[id(props)] = (props, self._proxy(props))
-        return hit[1]
+        if not isinstance(props, _Properties):
+            return self._proxy(props)
+        if props.view is None:
+            props.view = self._proxy(self._deserialize(self._json_format.MessageToDict(props.message)))
+        return props.view
 
 
 class _CallDetails(NamedTuple):
