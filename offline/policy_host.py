@@ -84,17 +84,19 @@ def marshalling_once(servicer: Any) -> Any:
     `AnalyzeStack`, most of the policy run. During those two calls the three names, as that
     module calls them, go through `_PropertyMemo`: the first conversion of a properties
     message is kept and every later policy gets the same view, equal to the one it would have
-    been handed. The memo is dropped when the call returns, so it never holds more than one
-    call's resources, and it keeps one view of each (the servicer alone keeps all of them for
-    each stack policy anyway). The pack never writes to its inputs
-    (tests/test_policy_runner.py compares the results with the CLI-hosted analyzer's).
+    been handed; the servicer's `_get_resource_options` and `_get_provider_resource` likewise
+    answer once per resource. The memos are dropped when the call returns, so they never hold
+    more than one call's resources, one view of each (the servicer alone keeps all of them for
+    each stack policy anyway). seoul-prod's policy run: 1.1 s of CPU without, 0.34 s with.
+    The pack never writes to its inputs (tests/test_policy_runner.py compares the results
+    with the unmemoized servicer's and the CLI-hosted analyzer's).
     """
     for method in ("Analyze", "AnalyzeStack"):
-        setattr(servicer, method, _memoized(getattr(servicer, method)))
+        setattr(servicer, method, _memoized(servicer, getattr(servicer, method)))
     return servicer
 
 
-def _memoized(handler: Callable[[Any, Any], Any]) -> Callable[[Any, Any], Any]:
+def _memoized(servicer: Any, handler: Callable[[Any, Any], Any]) -> Callable[[Any, Any], Any]:
     import pulumi_policy.policy as sdk
 
     def call(request: Any, context: Any) -> Any:
@@ -102,12 +104,33 @@ def _memoized(handler: Callable[[Any, Any], Any]) -> Callable[[Any, Any], Any]:
         memo = _PropertyMemo(*saved)
         sdk.json_format, sdk.deserialize_properties, sdk.unknown_checking_proxy = (
             memo, memo.deserialize_properties, memo.unknown_checking_proxy)
+        # The servicer's own per-resource helpers (options, provider) answer once per resource too.
+        for name in _PER_RESOURCE_HELPERS:
+            setattr(servicer, name, _once_per_message(getattr(servicer, name)))
         try:
             return handler(request, context)
         finally:
             sdk.json_format, sdk.deserialize_properties, sdk.unknown_checking_proxy = saved
+            for name in _PER_RESOURCE_HELPERS:
+                delattr(servicer, name)  # the class's method again
 
     return call
+
+
+_PER_RESOURCE_HELPERS = ("_get_resource_options", "_get_provider_resource")
+
+
+def _once_per_message(helper: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """`helper(message)` computed once per message object (kept alive, so its id is not reused)."""
+    seen: dict[int, tuple[Any, Any]] = {}
+
+    def once(message: Any) -> Any:
+        hit = seen.get(id(message))
+        if hit is None or hit[0] is not message:
+            hit = seen[id(message)] = (message, helper(message))
+        return hit[1]
+
+    return once
 
 
 class _Properties:
