@@ -10,10 +10,9 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from google.protobuf import json_format
 
 from offline.registry import Registration
-from offline.wire import SECRET, UNKNOWN, is_secret, plain
+from offline.wire import SECRET, UNKNOWN, is_secret
 
 HELM_RELEASE_TYPE = "kubernetes:helm.sh/v3:Release"
 
@@ -26,7 +25,7 @@ def host_files(registrations: list[Registration], names_by_address: dict[str, st
     for reg in registrations:
         if reg.type != "command:remote:Command":
             continue
-        inputs = plain(reg.inputs)
+        inputs = reg.plain_inputs
         match = _PUT_FILE.match(str(inputs.get("create", "")))
         if not match:
             continue
@@ -41,7 +40,7 @@ def connection_host(reg: Registration) -> str:
     """The address a `command:remote:Command` connects to ("" when it has none)."""
     # The SDK lifts the private key's secrecy to the whole `connection` object;
     # only the host address is read from inside it.
-    connection = json_format.MessageToDict(reg.inputs).get("connection", {})
+    connection = reg.wire_inputs.get("connection", {})
     if is_secret(connection):
         connection = connection.get("value", {})
     return str(connection.get("host", ""))
@@ -52,7 +51,7 @@ def kubernetes_objects(registrations: list[Registration]) -> Iterator[tuple[str,
     for reg in registrations:
         if not reg.type.startswith("kubernetes:") or reg.type.startswith("kubernetes:helm"):
             continue
-        obj = plain(reg.inputs)
+        obj = reg.plain_inputs
         if "kind" not in obj:
             continue
         namespace = obj.get("metadata", {}).get("namespace") or "_cluster"
@@ -65,7 +64,7 @@ def helm_values(registrations: list[Registration]) -> Iterator[tuple[str, dict[s
     """(release name, values) for every Helm release registered."""
     for reg in registrations:
         if reg.type == HELM_RELEASE_TYPE:
-            inputs = plain(reg.inputs)
+            inputs = reg.plain_inputs
             yield str(inputs.get("name") or reg.name), _integers(inputs.get("values") or {})
 
 
