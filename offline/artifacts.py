@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from google.protobuf import json_format
 
 from offline.registry import Registration
 from offline.wire import SECRET, UNKNOWN, is_secret
@@ -40,7 +41,7 @@ def connection_host(reg: Registration) -> str:
     """The address a `command:remote:Command` connects to ("" when it has none)."""
     # The SDK lifts the private key's secrecy to the whole `connection` object;
     # only the host address is read from inside it.
-    connection = reg.wire_inputs.get("connection", {})
+    connection = json_format.MessageToDict(reg.inputs).get("connection", {})
     if is_secret(connection):
         connection = connection.get("value", {})
     return str(connection.get("host", ""))

@@ -4,7 +4,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
-from google.protobuf import json_format, struct_pb2
+from google.protobuf import struct_pb2
 
 from offline.wire import plain
 
@@ -38,8 +38,3 @@ class Registration:
         """`inputs` as plain JSON (`offline.wire.plain`), made once: plan.json and every artifact
         read it. Shared: never modify it."""
         return plain(self.inputs)
-
-    @cached_property
-    def wire_inputs(self) -> dict[str, Any]:
-        """`inputs` as JSON in wire form (secrets still wrapped), made once. Shared: never modify it."""
-        return json_format.MessageToDict(self.inputs)
