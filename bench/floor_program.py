@@ -2,9 +2,10 @@
 
 Config (strings, as the CLI passes them): `floor:resources` (count), `floor:inputBytes`
 (serialized inputs per resource, to match the measured program) and `floor:modules` (the
-provider SDK modules the measured program loaded, comma-separated; `bench/phases.py` lists them). Every resource is a
-`command:remote:Command` with a secret SSH connection, a command line and stdin, like the
-program's host steps, but built flat with no model, components or dependencies.
+provider SDK modules the measured program loaded, comma-separated; `bench/phases.py` lists
+them). Every resource is a `command:remote:Command` with a secret SSH connection, a command
+line and stdin, like the program's host steps, but built flat with no model, components or
+dependencies.
 """
 
 import importlib
