@@ -1,10 +1,14 @@
 """The floor: a Pulumi program that only registers resources, with the plan's imports.
 
-Config (strings, as the CLI passes them): `floor:resources` (count) and `floor:inputBytes`
-(serialized inputs per resource, to match the measured program). Every resource is a
-`command:remote:Command` with a secret SSH connection, a command line and stdin, like the
-program's host steps, but built flat with no model, components or dependencies.
+Config (strings, as the CLI passes them): `floor:resources` (count), `floor:inputBytes`
+(serialized inputs per resource, to match the measured program) and `floor:modules` (the
+provider SDK modules the measured program loaded, comma-separated; `bench/phases.py` lists
+them). Every resource is a `command:remote:Command` with a secret SSH connection, a command
+line and stdin, like the program's host steps, but built flat with no model, components or
+dependencies.
 """
+
+import importlib
 
 import pulumi
 import pulumi_aws as aws
@@ -18,6 +22,8 @@ _ = (aws.Provider, aws.s3.Bucket, aws.kms.Key, f5.Provider, f5.ltm.Pool, k8s.Pro
 config = pulumi.Config("floor")
 count = config.require_int("resources")
 input_bytes = config.require_int("inputBytes")
+for module in filter(None, (config.get("modules") or "").split(",")):
+    importlib.import_module(module)  # the same provider imports as the program, before any resource
 connection = command.remote.ConnectionArgs(
     host="10.0.1.11", port=22, user="deploy", private_key=pulumi.Output.secret("x" * 400),
     dial_error_limit=20, per_dial_timeout=30,

@@ -3,8 +3,9 @@
 Runs `offline.plan.main` unchanged in this process with its collaborators timed (wall clock):
 model = reading the stack file and validating the config (up to the program run),
 program = `run_program`, policy = `analyze`, writing = plan.json, policy.json, artifacts and
-the printed tree (after the policy run to the end). The report also gives the resource count
-and the mean size of a resource's serialized inputs, which the floor is sized to.
+the printed tree (after the policy run to the end). The report also gives the resource count,
+the mean size of a resource's serialized inputs and the provider SDK modules the program
+loaded (`pulumi_*` and `pulumiverse_*` but the policy SDK), which the floor is sized to.
 """
 
 import json
@@ -28,6 +29,9 @@ def main(argv: list[str]) -> int:
         marks["program_end"] = time.perf_counter()
         found["resources"] = len(registrations)
         found["input_bytes"] = sum(r.inputs.ByteSize() for r in registrations) // max(1, len(registrations))
+        found["provider_modules"] = [  # in the order they were loaded: replaying them in it works
+            m for m in sys.modules if m.startswith(("pulumi_", "pulumiverse_")) and not m.startswith("pulumi_policy")
+        ]
         return registrations, outputs
 
     def timed_analyze(*args: Any, **kwargs: Any) -> Any:

@@ -6,12 +6,12 @@ One run measures, for seoul-stage, seoul-prod and seoul-prod with 60 and 300 ext
 
 * the whole `python -m offline.plan` process: wall and CPU time (best of N runs), peak RSS;
 * the floor for the same resource count (`bench/floor.py`: the Pulumi SDK alone, the same
-  mocks and provider imports, inputs of the same mean serialized size), runs interleaved
-  with the plan's so both see the same machine;
+  mocks, every provider SDK module the program loaded, inputs of the same mean serialized
+  size), runs interleaved with the plan's so both see the same machine;
 * where the plan's time goes (model, program, policy, writing; `bench/phases.py`);
 * the deploy shape: the longest chain of dependent steps, and what one more worker touches;
 * memory: peak RSS per resource, a straight-line fit, and prod with 1,000 extra workers
-  (one run; `--quick` skips it).
+  and the floor at that size (one run each; `--quick` skips them).
 
 Then it checks the targets of issue 16 and exits 1 if one fails. Ratios are measured in
 this one run, so they hold on any machine; absolute times depend on it (and on its load).
@@ -41,6 +41,7 @@ class Variant:
     stack_file: Path
     resources: int = 0
     input_bytes: int = 0
+    modules_file: Path | None = None  # the provider modules the program loaded (bench/phases.py)
     phases: dict[str, float] | None = None
     plan: Run | None = None
     floor: Run | None = None
@@ -77,6 +78,10 @@ def main(argv: list[str] | None = None) -> int:
             big = Variant("prod +1000 workers", prod_with_workers(folder, 1000))
             big.plan = run(_plan_argv(big.stack_file, folder))
             big.resources = _resources(big.plan)
+            _progress("prod +1000 workers: the floor's memory at that size (one run)")
+            prod = variants[1]  # same program: its input size and provider modules
+            big.floor = run([sys.executable, "-m", "bench.floor", str(big.resources), str(prod.input_bytes),
+                             str(prod.modules_file)])
         ok = _report(variants, as_shipped, one_more, big, args.runs)
     return 0 if ok else 1
 
@@ -97,7 +102,7 @@ def _plan_argv(stack_file: Path, folder: Path) -> list[str]:
 
 
 def _floor_argv(v: Variant) -> list[str]:
-    return [sys.executable, "-m", "bench.floor", str(v.resources), str(v.input_bytes)]
+    return [sys.executable, "-m", "bench.floor", str(v.resources), str(v.input_bytes), str(v.modules_file)]
 
 
 def _phases(v: Variant, folder: Path) -> None:
@@ -105,6 +110,8 @@ def _phases(v: Variant, folder: Path) -> None:
     run([sys.executable, "-m", "bench.phases", str(v.stack_file), str(out), str(report)])
     data = json.loads(report.read_text())
     v.resources, v.input_bytes, v.phases = data["resources"], data["input_bytes"], data["phases"]
+    v.modules_file = folder / f"modules-{v.label.replace(' ', '-')}.txt"
+    v.modules_file.write_text("\n".join(data["provider_modules"]) + "\n")
     v.document = json.loads((out / "plan.json").read_text())
 
 
@@ -185,7 +192,8 @@ def _report(variants: list[Variant], as_shipped: Variant, one_more: Variant, big
     if big is not None:
         predicted = a + b * big.resources
         print(f"  prod +1000 workers: {big.resources} resources, {big.plan.peak_mib:.0f} MiB peak "
-              f"(line predicts {predicted:.0f}), {big.plan.wall_s:.0f} s")
+              f"(line predicts {predicted:.0f}), {big.plan.wall_s:.0f} s; the floor at that size: "
+              f"{big.floor.peak_mib:.0f} MiB, {big.floor.wall_s:.0f} s")
         checks += [
             ("memory grows linearly (+1000 within 15% of the line)",
              abs(big.plan.peak_mib - predicted) <= LINEAR_TOLERANCE * predicted,

@@ -13,7 +13,7 @@ import yaml
 from google.protobuf import json_format
 
 from offline.registry import Registration
-from offline.wire import SECRET, UNKNOWN, is_secret, plain
+from offline.wire import SECRET, UNKNOWN, is_secret
 
 HELM_RELEASE_TYPE = "kubernetes:helm.sh/v3:Release"
 
@@ -26,7 +26,7 @@ def host_files(registrations: list[Registration], names_by_address: dict[str, st
     for reg in registrations:
         if reg.type != "command:remote:Command":
             continue
-        inputs = plain(reg.inputs)
+        inputs = reg.plain_inputs
         match = _PUT_FILE.match(str(inputs.get("create", "")))
         if not match:
             continue
@@ -52,7 +52,7 @@ def kubernetes_objects(registrations: list[Registration]) -> Iterator[tuple[str,
     for reg in registrations:
         if not reg.type.startswith("kubernetes:") or reg.type.startswith("kubernetes:helm"):
             continue
-        obj = plain(reg.inputs)
+        obj = reg.plain_inputs
         if "kind" not in obj:
             continue
         namespace = obj.get("metadata", {}).get("namespace") or "_cluster"
@@ -65,7 +65,7 @@ def helm_values(registrations: list[Registration]) -> Iterator[tuple[str, dict[s
     """(release name, values) for every Helm release registered."""
     for reg in registrations:
         if reg.type == HELM_RELEASE_TYPE:
-            inputs = plain(reg.inputs)
+            inputs = reg.plain_inputs
             yield str(inputs.get("name") or reg.name), _integers(inputs.get("values") or {})
 
 
@@ -103,25 +103,23 @@ def _integers(value: Any) -> Any:
 
 def write(out: Path, registrations: list[Registration], names_by_address: dict[str, str]) -> int:
     """Write artifacts under `out`; return how many files were written."""
+    made: set[Path] = set()  # folders already made: one mkdir per folder, not per file
     count = 0
-    for host, path, content in host_files(registrations, names_by_address):
-        target = out / "hosts" / host / path.lstrip("/")
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(content)
-        count += 1
-    for relative, obj in kubernetes_objects(registrations):
-        target = out / "k8s" / relative
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(yaml.safe_dump(obj, sort_keys=False))
-        count += 1
-    for release, values in helm_values(registrations):
-        target = out / "helm" / f"{release}.yaml"
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(yaml.safe_dump(values, sort_keys=False))
-        count += 1
-    for relative, text in config_files(registrations):
-        target = out / relative
-        target.parent.mkdir(parents=True, exist_ok=True)
+
+    def put(target: Path, text: str) -> None:
+        nonlocal count
+        if target.parent not in made:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            made.add(target.parent)
         target.write_text(text)
         count += 1
+
+    for host, path, content in host_files(registrations, names_by_address):
+        put(out / "hosts" / host / path.lstrip("/"), content)
+    for relative, obj in kubernetes_objects(registrations):
+        put(out / "k8s" / relative, yaml.safe_dump(obj, sort_keys=False))
+    for release, values in helm_values(registrations):
+        put(out / "helm" / f"{release}.yaml", yaml.safe_dump(values, sort_keys=False))
+    for relative, text in config_files(registrations):
+        put(out / relative, text)
     return count

@@ -233,7 +233,7 @@ def _resource(r: Registration) -> dict[str, Any]:
         # The SDK gathers dependencies in sets: their order differs between runs.
         "dependencies": sorted(r.dependencies),
         "propertyDependencies": {k: sorted(v) for k, v in r.property_dependencies.items()},
-        "inputs": plain(r.inputs),
+        "inputs": r.plain_inputs,
     }
     # Only a failed host's inert resources carry these (README: When a server dies).
     if r.retain_on_delete:

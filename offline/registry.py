@@ -1,8 +1,12 @@
 """What the offline plan records for every RegisterResource request."""
 
 from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any
 
 from google.protobuf import struct_pb2
+
+from offline.wire import plain
 
 
 @dataclass(frozen=True)
@@ -28,3 +32,9 @@ class Registration:
     # Set only on a failed host's inert resources (components.remote.inert).
     retain_on_delete: bool = False
     ignore_changes: list[str] = field(default_factory=list)
+
+    @cached_property
+    def plain_inputs(self) -> dict[str, Any]:
+        """`inputs` as plain JSON (`offline.wire.plain`), made once: plan.json and every artifact
+        read it. Shared: never modify it."""
+        return plain(self.inputs)

@@ -353,3 +353,39 @@ def test_command_lines_without_secrets_pass(create: str) -> None:
     c = compliant_cluster()
     add_host_step(c, "cp-1", "clean", create, Secret("secret material only on stdin\n"))
     assert run(c) == []
+
+
+def test_each_resource_is_converted_once_per_call_not_once_per_policy(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The in-process host hands every policy of one Analyze/AnalyzeStack call the same view
+    (offline/policy_host.py: marshalling_once), and restores pulumi_policy's names afterwards."""
+    import pulumi_policy.policy as sdk
+
+    c = broken_cluster()
+    conversions: list[int] = []
+    real = sdk.deserialize_properties
+
+    def counting(props, *args, **kwargs):  # the servicer's conversion step, counted
+        conversions.append(len(props))
+        return real(props, *args, **kwargs)
+
+    monkeypatch.setattr(sdk, "deserialize_properties", counting)
+    found = run(c)
+    memoized = len(conversions)
+    assert found == run_without_memo(c)
+    unmemoized = len(conversions) - memoized
+    resources = len(c.registrations())
+    providers = sum(r.provider != "" for r in c.registrations())
+    # Analyze: each resource and its provider once; AnalyzeStack: each resource and provider reference once.
+    assert memoized <= 2 * (resources + providers) < unmemoized, (memoized, unmemoized, resources)
+    assert sdk.deserialize_properties is counting and sdk.unknown_checking_proxy.__module__ == "pulumi_policy.proxy"
+
+
+def run_without_memo(c: Cluster) -> list[dict[str, str]]:
+    from offline import policy_host
+
+    saved = policy_host.marshalling_once
+    policy_host.marshalling_once = lambda servicer: servicer
+    try:
+        return run(c)
+    finally:
+        policy_host.marshalling_once = saved
