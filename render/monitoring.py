@@ -64,6 +64,23 @@ def exporter_ports(host: HostSpec) -> list[int]:
     return ports
 
 
+def scrape_sources(cfg: StackConfig) -> list[str]:
+    """The source addresses Prometheus's scrapes arrive from: each Kubernetes node's address
+    (`a.b.c.d/32`, inventory order), then `network.podCidr`. The hosts accept `exporter_ports`
+    from these only (render/hosts.py).
+
+    Prometheus is a pod. Its pool has Calico's `natOutgoing` (render/network.py), which
+    masquerades pod traffic to any address outside the Calico pools, host addresses
+    included, behind the address of the node the pod runs on: a scrape of another host
+    arrives from a node address. A scrape of the pod's own node is delivered locally,
+    without passing POSTROUTING, so it keeps the pod's address: hence the pod CIDR (which
+    also covers the nodes' tunnel addresses, allocated from the pool, and stays right if
+    natOutgoing is ever turned off). Since every pod masquerades to a node address anyway,
+    the pod CIDR widens nothing.
+    """
+    return [f"{h.address}/32" for h in cfg.kubernetes_nodes] + [str(cfg.network.pod_cidr)]
+
+
 def external_hosts(cfg: StackConfig) -> list[HostSpec]:
     """Live hosts that are not Kubernetes nodes (etcd, storage), by name: node_exporter runs as a unit there."""
     return sorted((h for h in cfg.live_hosts if not h.is_kubernetes_node), key=lambda h: h.name)
