@@ -238,6 +238,7 @@ def node_exporter_install() -> FileSet:
         "SHA256": archive.sha256,
         "BIN": NODE_EXPORTER_BIN,
         "TEXTFILE_DIR": TEXTFILE_DIR,
+        "UNIT": NODE_EXPORTER_UNIT,
         # disable-units.sh stops and disables it when the step leaves the stack.
         "TIMERS": NODE_EXPORTER_UNIT,
         "FINGERPRINT": fingerprint(files),
