@@ -3,20 +3,27 @@
 The firewall: scripts/firewalld.sh, rendered for a host, runs against firewalld's own code
 (`firewall-offline-cmd` edits the permanent config without a daemon) in a private mount
 namespace whose /etc/firewalld is a scratch copy; the zone is read back with the same tool.
+Fluent Bit on the hosts outside the cluster: see the section below.
 """
 
+import configparser
+import re
 import shutil
 import subprocess
+from ipaddress import ip_address, ip_network
 from pathlib import Path
 
 import pytest
+import yaml
 
-from model import load_config
+from model import load_config, releases
 from model.schema import StackConfig
 from offline.stackfile import read_stack_file
-from render import hosts, monitoring
+from render import hosts, logging, monitoring
+from tests.network_checks import crd_schemas, object_problems
+from tests.planning import run_plan
 from tests.stacks import altered_stack, key
-from tests.tools import REPO, require_tool
+from tests.tools import REPO, require_shared, require_tool
 
 # firewall-cmd as scripts/firewalld.sh calls it, mapped onto firewall-offline-cmd: every
 # change the script makes is permanent (`--permanent`), the reload has no daemon to load,
@@ -130,3 +137,180 @@ def test_a_control_plane_limits_each_exporter_port_and_trusts_the_pods(tmp_path,
     assert sorted(rules) == sorted(rich_rule(s, p) for s in sources for p in ("9100", "8405"))
     assert not {"9100/tcp", "8405/tcp"} & set(fw.query("--zone=drop", "--list-ports")[0].split())
     assert fw.query("--zone=trusted", "--list-sources")[0] == str(prod.network.pod_cidr)
+
+
+# --- Fluent Bit on the hosts outside the cluster -----------------------------------------------
+# No Debian package ships the fluent-bit binary (bookworm has none), so `fluent-bit --dry-run`
+# cannot check the rendered config here; the tests below check what the real tools can: the
+# install step with real gpg, the Service with kubernetes-validate, the repo file with Python's
+# INI parser, and that both agents' shared sections are the same text.
+
+
+@pytest.fixture(scope="module")
+def plan(tmp_path_factory):
+    run = run_plan(REPO / "Pulumi.seoul-prod.yaml", tmp_path_factory.mktemp("agents-prod"))
+    assert run.returncode == 0, run.stderr
+    return run
+
+
+def sections(text: str) -> list[tuple[str, dict[str, str]]]:
+    """Fluent Bit's classic config as (section, {key: value}) in order (comments skipped)."""
+    found: list[tuple[str, dict[str, str]]] = []
+    for line in text.splitlines():
+        stripped = line.strip()
+        if not stripped or stripped.startswith("#"):
+            continue
+        if stripped.startswith("["):
+            found.append((stripped.strip("[]"), {}))
+        else:
+            name, _, value = stripped.partition(" ")
+            found[-1][1][name] = value.strip()
+    return found
+
+
+def test_outside_hosts_ship_journal_and_audit_like_the_daemonset_to_logstash(plan, prod):
+    outside = monitoring.external_hosts(prod)
+    installs = {r["name"].removesuffix("-fluent-bit-install") for r in plan.json("plan.json")["resources"]
+                if r["name"].endswith("-fluent-bit-install")}
+    assert installs == {h.name for h in outside} and installs.isdisjoint(h.name for h in prod.kubernetes_nodes)
+
+    values = yaml.safe_load((plan.out / "artifacts/helm/fluent-bit.yaml").read_text())["config"]
+    daemonset = sections(values["inputs"] + values["filters"] + values["outputs"])
+    logstash = yaml.safe_load((plan.out / "artifacts/k8s/logging/Logstash-logs.yaml").read_text())
+    address = logstash["spec"]["services"][0]["service"]["metadata"]["annotations"]["metallb.universe.tf/loadBalancerIPs"]
+    port = str(logstash["spec"]["services"][0]["service"]["spec"]["ports"][0]["port"])
+
+    def without_db(section: dict[str, str]) -> dict[str, str]:
+        return {k: v for k, v in section.items() if k != "DB"}
+
+    for host in outside:
+        conf = sections((plan.out / f"artifacts/hosts/{host.name}/etc/fluent-bit/fluent-bit.conf").read_text())
+        inputs = [without_db(s) for kind, s in conf if kind == "INPUT"]
+        assert inputs == [without_db(s) for kind, s in daemonset if kind == "INPUT" and s["Tag"].startswith("host.")]
+        assert [s["Tag"] for s in inputs] == ["host.journal", "host.audit"]
+        assert ("FILTER", {"Name": "record_modifier", "Match": "*", "Record": f"node {host.name}"}) in conf
+        outputs = [s for kind, s in conf if kind == "OUTPUT"]
+        ds_output = next(s for kind, s in daemonset if kind == "OUTPUT")
+        assert outputs == [{**ds_output, "Host": address, "Port": port}]
+        assert all(s["DB"].startswith("/var/lib/fluent-bit/") for kind, s in conf if kind == "INPUT")
+
+
+def test_logstash_has_a_load_balancer_address_only_the_outside_hosts_may_use(plan, prod):
+    logstash = yaml.safe_load((plan.out / "artifacts/k8s/logging/Logstash-logs.yaml").read_text())
+    template = logstash["spec"]["services"][0]["service"]
+    address = ip_address(template["metadata"]["annotations"]["metallb.universe.tf/loadBalancerIPs"])
+    pool = yaml.safe_load((plan.out / "artifacts/k8s/metallb-system/IPAddressPool-load-balancers.yaml").read_text())
+    bgp = yaml.safe_load((plan.out / "artifacts/k8s/_cluster/BGPConfiguration-default.yaml").read_text())
+    # MetalLB may hand it out, and Calico announces it to the top-of-rack switches.
+    assert any(address in ip_network(cidr) for cidr in pool["spec"]["addresses"])
+    assert any(address in ip_network(c["cidr"]) for c in bgp["spec"]["serviceLoadBalancerIPs"])
+    assert address not in {ip_network(c).network_address for c in pool["spec"]["addresses"]}
+    assert template["spec"]["type"] == "LoadBalancer"
+    assert template["spec"]["loadBalancerSourceRanges"] == [f"{h.address}/32" for h in monitoring.external_hosts(prod)]
+    # The Service ECK builds from the template is a valid v1 Service (strict).
+    service = {"apiVersion": "v1", "kind": "Service",
+               "metadata": {"name": f"{logging.LOGSTASH}-ls-http", "namespace": logging.NAMESPACE,
+                            **template["metadata"]},
+               "spec": {**template["spec"], "selector": {"logstash.k8s.elastic.co/name": logging.LOGSTASH}}}
+    assert object_problems(service, crd_schemas()) == []
+    broken = {**service, "spec": {**service["spec"], "loadBalancerSourceRange": ["10.0.1.31/32"]}}
+    assert object_problems(broken, crd_schemas())  # negative control: a misspelt key is refused
+
+
+def test_the_repository_checks_signatures_with_the_key_the_install_step_verified(prod):
+    file_set = logging.host_agent_install(prod, monitoring.external_hosts(prod)[0])
+    repo_file = next(f for f in file_set.files if f.path == "/etc/yum.repos.d/fluent-bit.repo")
+    parser = configparser.ConfigParser(comment_prefixes=("#",))
+    parser.read_string(repo_file.content)
+    env = file_set.apply.env
+    repo = parser[env["REPO_ID"]]
+    assert repo["gpgcheck"] == "1" and repo["repo_gpgcheck"] == "1" and repo["enabled"] == "1"
+    assert repo["gpgkey"] == f"file://{env['KEY_FILE']}"  # never fetched by dnf itself
+    assert repo["baseurl"].startswith("https://") and repo["exclude"] == "fluent-bit"
+    assert re.fullmatch(r"[0-9A-F]{40}", env["KEY_FINGERPRINT"])
+    assert env["VERSION"] == releases.FLUENT_BIT_VERSION
+
+
+def test_host_agent_is_the_daemonsets_fluent_bit_version():
+    chart = yaml.safe_load(require_shared(f"charts/fluent-bit-{releases.FLUENT_BIT.version}/Chart.yaml").read_text())
+    assert chart["appVersion"] == releases.FLUENT_BIT_VERSION
+
+
+@pytest.mark.parametrize("install", ["fluent-bit", "node-exporter"])
+def test_install_steps_get_every_parameter_their_script_requires(prod, install):
+    host = monitoring.external_hosts(prod)[0]
+    step = (logging.host_agent_install(prod, host) if install == "fluent-bit" else monitoring.node_exporter_install()).apply
+    text = (REPO / "scripts" / step.script).read_text()
+    required = set(re.findall(r'"\$\{([A-Z_]+):\?\}"', text))
+    assert required and required <= set(step.env), required - set(step.env)
+
+
+# The install step's key check, with real gpg: throwaway keys stand in for Fluent Bit's (the
+# pinned one is a parameter); curl, rpm, dnf and systemctl are shims that log their calls.
+CALL_LOGGER = '#!/bin/sh\necho "$(basename "$0") $*" >> "$CALLS"\n'
+CURL_SHIM = '#!/bin/sh\necho "curl $*" >> "$CALLS"\nwhile [ $# -gt 1 ]; do [ "$1" = --output ] && cp "$KEY_SOURCE" "$2"; shift; done\n'
+RPM_SHIM = '#!/bin/sh\necho "rpm $*" >> "$CALLS"\n[ "$1" = -q ] && exit 1\nexit 0\n'
+
+
+@pytest.fixture(scope="module")
+def keys(tmp_path_factory) -> dict[str, tuple[Path, str]]:
+    """Two throwaway signing keys: name -> (armoured public key file, fingerprint)."""
+    gpg = require_tool("gpg")
+    home = tmp_path_factory.mktemp("gnupg")
+    home.chmod(0o700)
+    made = {}
+    for name in ("pinned", "other"):
+        subprocess.run([gpg, "--homedir", str(home), "--batch", "--passphrase", "", "--quick-gen-key",
+                        f"{name} <{name}@example.invalid>", "ed25519", "sign", "never"],
+                       check=True, capture_output=True, timeout=60)
+        listing = subprocess.run([gpg, "--homedir", str(home), "--with-colons", "--list-keys", f"{name}@example.invalid"],
+                                 check=True, capture_output=True, text=True).stdout
+        fingerprint = next(line.split(":")[9] for line in listing.splitlines() if line.startswith("fpr:"))
+        path = home / f"{name}.asc"
+        path.write_bytes(subprocess.run([gpg, "--homedir", str(home), "--armor", "--export", fingerprint],
+                                        check=True, capture_output=True).stdout)
+        made[name] = (path, fingerprint)
+    return made
+
+
+def run_install(tmp_path: Path, prod: StackConfig, key_source: Path, pinned: str) -> tuple[subprocess.CompletedProcess, list[str], Path]:
+    shims = tmp_path / "bin"
+    shims.mkdir()
+    for name, text in {"curl": CURL_SHIM, "rpm": RPM_SHIM, "dnf": CALL_LOGGER, "systemctl": CALL_LOGGER}.items():
+        (shims / name).write_text(text)
+        (shims / name).chmod(0o755)
+    env = dict(logging.host_agent_install(prod, monitoring.external_hosts(prod)[0]).apply.env)
+    key_file = tmp_path / "rpm-gpg/RPM-GPG-KEY-fluent-bit"
+    env.update(KEY_FINGERPRINT=pinned, KEY_FILE=str(key_file), STATE_DIR=str(tmp_path / "state"))
+    calls = tmp_path / "calls"
+    calls.touch()
+    proc = subprocess.run(["bash", str(REPO / "scripts/fluent-bit-install.sh")], capture_output=True, text=True,
+                          timeout=60, env={**env, "PATH": f"{shims}:/usr/sbin:/usr/bin:/sbin:/bin",
+                                           "CALLS": str(calls), "KEY_SOURCE": str(key_source)})
+    return proc, calls.read_text().splitlines(), key_file
+
+
+def test_install_imports_the_key_only_when_it_is_the_pinned_one(tmp_path, prod, keys):
+    key, fingerprint = keys["pinned"]
+    proc, calls, key_file = run_install(tmp_path, prod, key, fingerprint)
+    assert proc.returncode == 0, proc.stderr
+    assert key_file.read_bytes() == key.read_bytes()
+    assert calls[0].startswith("curl ") and releases.FLUENT_BIT_KEY_URL in calls[0]
+    version = releases.FLUENT_BIT_VERSION
+    assert calls[1:] == [f"rpm --import {key_file}", "rpm -q --queryformat %{VERSION} fluent-bit",
+                         f"dnf -y -q install --disableexcludes=fluent-bit fluent-bit-{version}",
+                         "systemctl daemon-reload", "systemctl enable fluent-bit.service",
+                         "systemctl restart fluent-bit.service"]
+
+
+@pytest.mark.parametrize("served", ["other", "both"])
+def test_install_refuses_any_other_key_and_imports_nothing(tmp_path, prod, keys, served):
+    pinned = keys["pinned"][1]
+    source = keys["other"][0]
+    if served == "both":  # the pinned key with another beside it is refused too
+        source = tmp_path / "both.asc"
+        source.write_bytes(keys["pinned"][0].read_bytes() + keys["other"][0].read_bytes())
+    proc, calls, key_file = run_install(tmp_path, prod, source, pinned)
+    assert proc.returncode == 1
+    assert f"not the pinned {pinned}" in proc.stderr and keys["other"][1] in proc.stderr
+    assert [c.split()[0] for c in calls] == ["curl"] and not key_file.exists()

@@ -160,7 +160,15 @@ def test_adding_a_worker_touches_only_that_worker(tmp_path, prod):
     added = set(bigger) - set(before)
     assert set(before) <= set(bigger)
     assert added and all(re.search(r"::worker-7(-[a-z-]+)?$", urn) for urn in added), added
-    assert all(bigger[urn] == before[urn] for urn in before)
+    # Elsewhere only the firewall changes: every host accepts its metrics ports from the new
+    # node too (render/monitoring.scrape_sources), nothing else.
+    changed = [urn for urn in before if bigger[urn] != before[urn]]
+    assert all(urn.endswith("-firewalld") for urn in changed), changed
+    for urn in changed:
+        old, new = env_of(before[urn]["create"]), env_of(bigger[urn]["create"])
+        sources = old.pop("METRICS_SOURCES").split()  # the nodes, then the pod CIDR
+        assert new.pop("METRICS_SOURCES").split() == [*sources[:-1], "10.0.1.47/32", sources[-1]]
+        assert new == old
 
 
 def test_secrets_travel_only_inside_secret_values(prod):
