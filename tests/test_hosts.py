@@ -32,6 +32,15 @@ def env_of(create: str) -> dict[str, str]:
     return dict(w.split("=", 1) for w in words[2:-2])
 
 
+def assert_only_metrics_source_added(before: dict, after: dict, address: str) -> None:
+    """A firewalld step's inputs differ only by `address` joining METRICS_SOURCES (after the nodes, before the pod CIDR)."""
+    old, new = env_of(before["create"]), env_of(after["create"])
+    sources = old.pop("METRICS_SOURCES").split()
+    assert new.pop("METRICS_SOURCES").split() == [*sources[:-1], f"{address}/32", sources[-1]]
+    assert new == old and {k: v for k, v in before.items() if k != "create"} == \
+        {k: v for k, v in after.items() if k != "create"}
+
+
 def step(regs, host: str, suffix: str) -> dict:
     [reg] = [r for r in commands_of(regs, host) if r.name == f"{host}-{suffix}"]
     return plain(reg.inputs)
@@ -165,10 +174,7 @@ def test_adding_a_worker_touches_only_that_worker(tmp_path, prod):
     changed = [urn for urn in before if bigger[urn] != before[urn]]
     assert all(urn.endswith("-firewalld") for urn in changed), changed
     for urn in changed:
-        old, new = env_of(before[urn]["create"]), env_of(bigger[urn]["create"])
-        sources = old.pop("METRICS_SOURCES").split()  # the nodes, then the pod CIDR
-        assert new.pop("METRICS_SOURCES").split() == [*sources[:-1], "10.0.1.47/32", sources[-1]]
-        assert new == old
+        assert_only_metrics_source_added(before[urn], bigger[urn], "10.0.1.47")
 
 
 def test_secrets_travel_only_inside_secret_values(prod):

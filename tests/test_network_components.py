@@ -10,7 +10,7 @@ from offline.wire import SECRET, plain
 from tests.planning import registrations
 from tests.policy_fixtures import to_struct
 from tests.stacks import altered_stack, key
-from tests.test_hosts import env_of
+from tests.test_hosts import assert_only_metrics_source_added, env_of
 from tests.tools import REPO
 
 INGRESS_HOSTS = ["ingress-1", "ingress-2", "ingress-3"]
@@ -96,6 +96,9 @@ def test_one_more_ingress_host_adds_one_pool_member_and_changes_nothing_else(pro
     assert f5_added == {"app-servers-ingress-4"}
     assert all(n == "app-servers-ingress-4" or n.startswith("ingress-4") for n in added), added
     changed = {urn.rsplit("::", 1)[1]: (before[urn], after[urn]) for urn in before if before[urn] != after[urn]}
+    # Every host's firewall accepts the metrics ports from the new node too.
+    for name in [n for n in changed if n.endswith("-firewalld")]:
+        assert_only_metrics_source_added(*changed.pop(name), "10.0.1.14")
     # ingress-nginx runs one controller per ingress host: its count and PDB follow.
     assert set(changed) == {"ingress-nginx"}
     old, new = (v["values"]["controller"] for v in changed["ingress-nginx"])
