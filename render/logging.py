@@ -29,8 +29,8 @@ from model import releases
 from model.schema import HostSpec, Logging, StackConfig
 from render import addons, monitoring
 from render.files import FileSet, HostFile, ScriptRun, digest, fingerprint
-from render.hosts import HEADER
 from render.helm import HelmRelease, Manifest, manifest
+from render.hosts import HEADER
 
 NAMESPACE = "logging"
 OPERATOR_NAMESPACE = "elastic-system"

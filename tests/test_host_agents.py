@@ -177,8 +177,9 @@ def test_outside_hosts_ship_journal_and_audit_like_the_daemonset_to_logstash(pla
     values = yaml.safe_load((plan.out / "artifacts/helm/fluent-bit.yaml").read_text())["config"]
     daemonset = sections(values["inputs"] + values["filters"] + values["outputs"])
     logstash = yaml.safe_load((plan.out / "artifacts/k8s/logging/Logstash-logs.yaml").read_text())
-    address = logstash["spec"]["services"][0]["service"]["metadata"]["annotations"]["metallb.universe.tf/loadBalancerIPs"]
-    port = str(logstash["spec"]["services"][0]["service"]["spec"]["ports"][0]["port"])
+    service = logstash["spec"]["services"][0]["service"]
+    address = service["metadata"]["annotations"]["metallb.universe.tf/loadBalancerIPs"]
+    port = str(service["spec"]["ports"][0]["port"])
 
     def without_db(section: dict[str, str]) -> dict[str, str]:
         return {k: v for k, v in section.items() if k != "DB"}
@@ -239,7 +240,8 @@ def test_host_agent_is_the_daemonsets_fluent_bit_version():
 @pytest.mark.parametrize("install", ["fluent-bit", "node-exporter"])
 def test_install_steps_get_every_parameter_their_script_requires(prod, install):
     host = monitoring.external_hosts(prod)[0]
-    step = (logging.host_agent_install(prod, host) if install == "fluent-bit" else monitoring.node_exporter_install()).apply
+    file_set = logging.host_agent_install(prod, host) if install == "fluent-bit" else monitoring.node_exporter_install()
+    step = file_set.apply
     text = (REPO / "scripts" / step.script).read_text()
     required = set(re.findall(r'"\$\{([A-Z_]+):\?\}"', text))
     assert required and required <= set(step.env), required - set(step.env)
@@ -248,7 +250,8 @@ def test_install_steps_get_every_parameter_their_script_requires(prod, install):
 # The install step's key check, with real gpg: throwaway keys stand in for Fluent Bit's (the
 # pinned one is a parameter); curl, rpm, dnf and systemctl are shims that log their calls.
 CALL_LOGGER = '#!/bin/sh\necho "$(basename "$0") $*" >> "$CALLS"\n'
-CURL_SHIM = '#!/bin/sh\necho "curl $*" >> "$CALLS"\nwhile [ $# -gt 1 ]; do [ "$1" = --output ] && cp "$KEY_SOURCE" "$2"; shift; done\n'
+CURL_SHIM = ('#!/bin/sh\necho "curl $*" >> "$CALLS"\n'
+             'while [ $# -gt 1 ]; do [ "$1" = --output ] && cp "$KEY_SOURCE" "$2"; shift; done\n')
 RPM_SHIM = '#!/bin/sh\necho "rpm $*" >> "$CALLS"\n[ "$1" = -q ] && exit 1\nexit 0\n'
 
 
@@ -263,8 +266,8 @@ def keys(tmp_path_factory) -> dict[str, tuple[Path, str]]:
         subprocess.run([gpg, "--homedir", str(home), "--batch", "--passphrase", "", "--quick-gen-key",
                         f"{name} <{name}@example.invalid>", "ed25519", "sign", "never"],
                        check=True, capture_output=True, timeout=60)
-        listing = subprocess.run([gpg, "--homedir", str(home), "--with-colons", "--list-keys", f"{name}@example.invalid"],
-                                 check=True, capture_output=True, text=True).stdout
+        listing = subprocess.run([gpg, "--homedir", str(home), "--with-colons", "--list-keys",
+                                  f"{name}@example.invalid"], check=True, capture_output=True, text=True).stdout
         fingerprint = next(line.split(":")[9] for line in listing.splitlines() if line.startswith("fpr:"))
         path = home / f"{name}.asc"
         path.write_bytes(subprocess.run([gpg, "--homedir", str(home), "--armor", "--export", fingerprint],
@@ -273,7 +276,10 @@ def keys(tmp_path_factory) -> dict[str, tuple[Path, str]]:
     return made
 
 
-def run_install(tmp_path: Path, prod: StackConfig, key_source: Path, pinned: str) -> tuple[subprocess.CompletedProcess, list[str], Path]:
+def run_install(tmp_path: Path, prod: StackConfig, key_source: Path,
+                pinned: str) -> tuple[subprocess.CompletedProcess, list[str], Path]:
+    """scripts/fluent-bit-install.sh with `key_source` served as the key and `pinned` as the fingerprint:
+    (the run, the shims' calls, where the key file would be)."""
     shims = tmp_path / "bin"
     shims.mkdir()
     for name, text in {"curl": CURL_SHIM, "rpm": RPM_SHIM, "dnf": CALL_LOGGER, "systemctl": CALL_LOGGER}.items():

@@ -33,7 +33,8 @@ def env_of(create: str) -> dict[str, str]:
 
 
 def assert_only_metrics_source_added(before: dict, after: dict, address: str) -> None:
-    """A firewalld step's inputs differ only by `address` joining METRICS_SOURCES (after the nodes, before the pod CIDR)."""
+    """A firewalld step's inputs differ only by `address` joining METRICS_SOURCES (after the
+    nodes, before the pod CIDR)."""
     old, new = env_of(before["create"]), env_of(after["create"])
     sources = old.pop("METRICS_SOURCES").split()
     assert new.pop("METRICS_SOURCES").split() == [*sources[:-1], f"{address}/32", sources[-1]]
