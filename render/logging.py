@@ -1,10 +1,13 @@
-"""Logging: Fluent Bit on every Kubernetes node -> Logstash -> Elasticsearch, Kibana; all through ECK.
+"""Logging: Fluent Bit on every host -> Logstash -> Elasticsearch, Kibana; all through ECK.
 
 Fluent Bit (a DaemonSet, every node, control planes and ingress hosts included) tails the
 container logs, reads the journal and tails the audit log, and posts JSON to Logstash's HTTP
-input; Logstash writes the data stream `logs-seoul-default` in Elasticsearch. Fluent Bit over
-Fluentd as the agent: a C binary of a few MB per node rather than a Ruby runtime, with the
-same inputs; Logstash is the aggregation tier the seed names.
+input; Logstash writes the data stream `logs-seoul-default` in Elasticsearch. On the hosts
+that are not Kubernetes nodes (etcd, storage) Fluent Bit is a pinned package
+(`host_agent_install`) with the same journal and audit sections, posting to Logstash's
+LoadBalancer address (`logstash_address`). Fluent Bit over Fluentd as the agent: a C binary
+of a few MB per host rather than a Ruby runtime, with the same inputs; Logstash is the
+aggregation tier the seed names.
 
 Elasticsearch, Kibana and Logstash are ECK custom resources (operator 2.16.1, Elastic
 License 2.0: free for internal use, not to be offered as a managed service). Data nodes
