@@ -180,6 +180,16 @@ def env_of(create: str) -> dict[str, str]:
     return dict(w.split("=", 1) for w in words[2:-2])
 
 
+def metrics_sources_change(before: dict[str, Any], after: dict[str, Any]) -> tuple[set[str], set[str]]:
+    """A firewalld step's (sources dropped, sources added) in METRICS_SOURCES; AssertionError if
+    anything else in its inputs changed."""
+    old, new = env_of(before["create"]), env_of(after["create"])
+    was, now = set(old.pop("METRICS_SOURCES").split()), set(new.pop("METRICS_SOURCES").split())
+    assert old == new and {k: v for k, v in before.items() if k != "create"} == \
+        {k: v for k, v in after.items() if k != "create"}
+    return was - now, now - was
+
+
 @pytest.fixture(scope="module")
 def prod() -> Plan:
     return plan(load("seoul-prod"))
@@ -281,7 +291,10 @@ def test_adding_a_worker_touches_only_that_worker():
     after = {r.urn: r.wire for r in plan(with_extra_workers(cfg, 1)).requests}
     changed = {u for u in before if u in after and before[u] != after[u]}
     added = set(after) - set(before)
-    assert not changed, sorted(changed)
+    # Every host's firewall accepts the metrics ports from the new node too, nothing else changes.
+    firewalls = {u for u in changed if u.endswith("-firewalld")}
+    assert all(metrics_sources_change(before[u], after[u]) == (set(), {"10.0.3.10/32"}) for u in firewalls)
+    assert not changed - firewalls, sorted(changed - firewalls)
     assert not set(before) - set(after)
     assert added and all("worker-x00" in u for u in added), sorted(u for u in added if "worker-x00" not in u)
 
@@ -362,7 +375,11 @@ def test_removing_a_worker_leaves_every_other_step_alone():
     after = {r.urn: r.wire for r in plan(without_host(cfg, "worker-3")).requests}
     gone = set(before) - set(after)
     assert gone and all("worker-3" in u for u in gone)
-    assert not {u for u in after if before.get(u) != after[u]}
+    changed = {u for u in after if before.get(u) != after[u]}
+    # Only every firewall changes: worker-3 is no metrics source any more.
+    address = f"{next(h.address for h in cfg.hosts if h.name == 'worker-3')}/32"
+    assert changed and all(u.endswith("-firewalld") for u in changed), sorted(changed)
+    assert all(metrics_sources_change(before[u], after[u]) == ({address}, set()) for u in changed)
 
 
 def test_stage_builds_too():
