@@ -31,7 +31,7 @@ from typing import Any
 from model import releases
 from model.schema import HostSpec, Logging, StackConfig
 from render import addons, monitoring
-from render.files import FileSet, HostFile, ScriptRun, digest, fingerprint
+from render.files import FileSet, HostFile, ScriptRun, digest, fingerprint, unit_path
 from render.helm import HelmRelease, Manifest, manifest
 from render.hosts import HEADER
 
@@ -153,9 +153,11 @@ def fluent_bit_release() -> HelmRelease:
 
 
 # Fluent Bit as a package on the hosts outside the cluster (etcd, storage): the package's own
-# unit runs /opt/fluent-bit/bin/fluent-bit -c /etc/fluent-bit/fluent-bit.conf as root (the
-# audit log is root's only). It only connects out, so firewalld needs no port for it.
-FLUENT_BIT_CONF = "/etc/fluent-bit/fluent-bit.conf"
+# unit runs FLUENT_BIT_BIN as root (the audit log is root's only); a drop-in points it at our
+# config, a file the package does not own (so no package upgrade can put its default back).
+# It only connects out, so firewalld needs no port for it.
+FLUENT_BIT_BIN = "/opt/fluent-bit/bin/fluent-bit"
+FLUENT_BIT_CONF = "/etc/fluent-bit/seoul.conf"
 FLUENT_BIT_REPO = "/etc/yum.repos.d/fluent-bit.repo"
 FLUENT_BIT_REPO_ID = "fluent-bit"
 FLUENT_BIT_KEY_FILE = "/etc/pki/rpm-gpg/RPM-GPG-KEY-fluent-bit"
@@ -163,8 +165,17 @@ FLUENT_BIT_UNIT = "fluent-bit.service"
 HOST_DB_PREFIX = "/var/lib/fluent-bit/"
 
 
+def host_agent_dropin() -> str:
+    """The package unit's drop-in: the same binary, our config."""
+    return HEADER + f"""\
+[Service]
+ExecStart=
+ExecStart={FLUENT_BIT_BIN} -c {FLUENT_BIT_CONF}
+"""
+
+
 def host_agent_config(cfg: StackConfig, host: HostSpec) -> str:
-    """/etc/fluent-bit/fluent-bit.conf on `host`: journal and audit log, as the DaemonSet reads
+    """FLUENT_BIT_CONF on `host`: journal and audit log, as the DaemonSet reads
     them, to Logstash's LoadBalancer address."""
     service = """\
 [SERVICE]
@@ -198,6 +209,7 @@ def host_agent_install(cfg: StackConfig, host: HostSpec) -> FileSet:
     files = (
         HostFile("fluent-bit-repo", FLUENT_BIT_REPO, yum_repo()),
         HostFile("fluent-bit-conf", FLUENT_BIT_CONF, host_agent_config(cfg, host), "0600"),
+        HostFile("fluent-bit-dropin", unit_path(f"{FLUENT_BIT_UNIT}.d/10-seoul.conf"), host_agent_dropin()),
     )
     return FileSet(files, ScriptRun("fluent-bit-install", "fluent-bit-install.sh", {
         "VERSION": releases.FLUENT_BIT_VERSION,

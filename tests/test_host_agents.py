@@ -185,7 +185,10 @@ def test_outside_hosts_ship_journal_and_audit_like_the_daemonset_to_logstash(pla
         return {k: v for k, v in section.items() if k != "DB"}
 
     for host in outside:
-        conf = sections((plan.out / f"artifacts/hosts/{host.name}/etc/fluent-bit/fluent-bit.conf").read_text())
+        conf = sections((plan.out / f"artifacts/hosts/{host.name}/etc/fluent-bit/seoul.conf").read_text())
+        dropin = plan.out / f"artifacts/hosts/{host.name}/etc/systemd/system/fluent-bit.service.d/10-seoul.conf"
+        assert dropin.read_text().splitlines()[-2:] == [
+            "ExecStart=", "ExecStart=/opt/fluent-bit/bin/fluent-bit -c /etc/fluent-bit/seoul.conf"]
         inputs = [without_db(s) for kind, s in conf if kind == "INPUT"]
         assert inputs == [without_db(s) for kind, s in daemonset if kind == "INPUT" and s["Tag"].startswith("host.")]
         assert [s["Tag"] for s in inputs] == ["host.journal", "host.audit"]
