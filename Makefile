@@ -14,6 +14,9 @@ TEST_TOOLS := openssh-server shellcheck haproxy keepalived etcd-server etcd-clie
 TEST_TOOLS += postgresql pgbackrest rclone
 # ... promtool and amtool for the alert rules and Alertmanager's config (tests/test_observability.py)
 TEST_TOOLS += prometheus prometheus-alertmanager
+# ... firewalld's own code (firewall-offline-cmd) for scripts/firewalld.sh, gpg for the Fluent Bit
+# key check (tests/test_host_agents.py)
+TEST_TOOLS += firewalld gpg
 # ... and the failure drills' lab (ip netns, nsenter/unshare/setpriv, sysctl).
 TEST_TOOLS += iproute2
 

@@ -34,7 +34,8 @@ class LoggingStack(pulumi.ComponentResource):
         }), in_cluster(self, provider, [namespace]))
         elastic = in_cluster(self, provider, [operator, namespace, s3])
         self.elasticsearch = apply_manifest(logging.elasticsearch(cfg), elastic)
-        stack = [self.elasticsearch, *(apply_manifest(o, elastic) for o in [*logging.kibana(cfg), logging.logstash()])]
+        stack = [self.elasticsearch,
+                 *(apply_manifest(o, elastic) for o in [*logging.kibana(cfg), logging.logstash(cfg)])]
         install_release(logging.fluent_bit_release(), in_cluster(self, provider, stack))
         for obj in logging.lifecycle_objects(cfg):
             apply_manifest(obj, in_cluster(self, provider, [self.elasticsearch]))

@@ -3,8 +3,10 @@
 Order, where the real world needs it: the namespace, then the Secrets the release mounts
 (Grafana admin, Alertmanager's config and credentials, the etcd client certificate copied
 by the init control plane), then the release (it brings the CRDs), then the custom
-resources (PrometheusRules, the ingress ServiceMonitor) and the dashboards. node_exporter on
-each host outside the cluster waits only for its own host.
+resources (PrometheusRules, the ingress ServiceMonitor) and the dashboards. The agents on
+each host outside the cluster (node_exporter; Fluent Bit when the stack has logging, which
+ships to Logstash's LoadBalancer address and retries until it answers) wait only for their
+own host.
 """
 
 from collections.abc import Mapping, Sequence
@@ -14,7 +16,7 @@ import pulumi
 from components.kube import apply_manifest, in_cluster, install_release
 from components.remote import HostHandle, apply_file_set
 from model.schema import StackConfig
-from render import alerts, dashboards, monitoring
+from render import alerts, dashboards, logging, monitoring
 from render.helm import manifest
 
 
@@ -63,6 +65,8 @@ class Observability(pulumi.ComponentResource):
         for host in monitoring.external_hosts(cfg.as_built):
             handle = hosts[host.name]
             apply_file_set(self, handle.target, monitoring.node_exporter_install(), after=[handle.ready])
+            if obs.logging is not None:
+                apply_file_set(self, handle.target, logging.host_agent_install(cfg, host), after=[handle.ready])
 
         self.register_outputs({
             "namespace": ns,

@@ -123,6 +123,18 @@ NODE_EXPORTER_SHA256 = {
 NODE_EXPORTER_DOWNLOAD = ("https://github.com/prometheus/node_exporter/releases/download/"
                           "v{version}/node_exporter-{version}.linux-amd64.tar.gz")
 
+# Fluent Bit on hosts outside the cluster (etcd, storage): the `fluent-bit` package from
+# Fluent Bit's own yum repository for CentOS Stream 9 (docs.fluentbit.io, "Red Hat and
+# CentOS"; fluent/fluent-bit-docs installation/downloads/linux/redhat-centos.md), the
+# DaemonSet's version (FLUENT_BIT chart's appVersion). Packages and repository metadata
+# are signed with the releases key, whose fingerprint is published in the same docs ("GPG
+# key updates", installation/downloads/linux.md); the key is checked against it before
+# rpm imports it.
+FLUENT_BIT_VERSION = "3.2.10"
+FLUENT_BIT_YUM_BASEURL = "https://packages.fluentbit.io/centos/9/"
+FLUENT_BIT_KEY_URL = "https://packages.fluentbit.io/fluentbit.key"
+FLUENT_BIT_KEY_FINGERPRINT = "C3C0A28534B9293EAF51FABD9F9DDC083888C1CD"
+
 # Approves kubelet serving-certificate CSRs (kubelet serverTLSBootstrap) after checking
 # the names and addresses in them: github.com/postfinance/kubelet-csr-approver, deployed
 # as plain objects (its chart is not among the pinned charts). Resolve the tag to a

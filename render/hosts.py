@@ -293,7 +293,7 @@ def auditd_conf(level: int) -> str:
 
 
 def tcp_ports(cfg: StackConfig, host: HostSpec) -> list[str]:
-    """The only TCP ports a host accepts, by role."""
+    """The only TCP ports a host accepts from anywhere, by role (its metrics ports: `metrics_ports`)."""
     ports = [str(cfg.ssh.port)]
     if host.is_kubernetes_node:
         ports += ["10250", *network.node_firewall(cfg)[0]]  # kubelet; Calico BGP and Typha
@@ -305,8 +305,12 @@ def tcp_ports(cfg: StackConfig, host: HostSpec) -> list[str]:
         ports += [*(str(p) for p in addons.INGRESS_PORTS), str(addons.INGRESS_WEBHOOK_PORT)]
     if host.has("storage"):
         ports += ["3300", "6789", "6800-7300"]
-    ports += [str(p) for p in monitoring.exporter_ports(host)]  # scraped by Prometheus
     return list(dict.fromkeys(ports))
+
+
+def metrics_ports(host: HostSpec) -> list[str]:
+    """TCP ports a host accepts only from `monitoring.scrape_sources` (Prometheus), not from anywhere."""
+    return [str(p) for p in monitoring.exporter_ports(host)]
 
 
 def udp_ports(cfg: StackConfig, host: HostSpec) -> list[str]:
@@ -389,6 +393,8 @@ def preparation(cfg: StackConfig, host: HostSpec) -> Preparation:
         "UDP_PORTS": " ".join(udp_ports(cfg, host)),
         "PROTOCOLS": " ".join(protocols(cfg, host)),
         "TRUSTED_SOURCES": " ".join(trusted_sources(cfg, host)),
+        "METRICS_PORTS": " ".join(metrics_ports(host)),
+        "METRICS_SOURCES": " ".join(monitoring.scrape_sources(cfg)),
     }
     return Preparation(
         packages=ScriptRun("packages", "prepare-os.sh", packages),

@@ -1,10 +1,13 @@
-"""Logging: Fluent Bit on every Kubernetes node -> Logstash -> Elasticsearch, Kibana; all through ECK.
+"""Logging: Fluent Bit on every host -> Logstash -> Elasticsearch, Kibana; all through ECK.
 
 Fluent Bit (a DaemonSet, every node, control planes and ingress hosts included) tails the
 container logs, reads the journal and tails the audit log, and posts JSON to Logstash's HTTP
-input; Logstash writes the data stream `logs-seoul-default` in Elasticsearch. Fluent Bit over
-Fluentd as the agent: a C binary of a few MB per node rather than a Ruby runtime, with the
-same inputs; Logstash is the aggregation tier the seed names.
+input; Logstash writes the data stream `logs-seoul-default` in Elasticsearch. On the hosts
+that are not Kubernetes nodes (etcd, storage) Fluent Bit is a pinned package
+(`host_agent_install`) with the same journal and audit sections, posting to Logstash's
+LoadBalancer address (`logstash_address`). Fluent Bit over Fluentd as the agent: a C binary
+of a few MB per host rather than a Ruby runtime, with the same inputs; Logstash is the
+aggregation tier the seed names.
 
 Elasticsearch, Kibana and Logstash are ECK custom resources (operator 2.16.1, Elastic
 License 2.0: free for internal use, not to be offered as a managed service). Data nodes
@@ -22,13 +25,15 @@ them through the REST API (`lifecycle_job`), again whenever their bodies change.
 """
 
 import json
+from ipaddress import IPv4Address
 from typing import Any
 
 from model import releases
-from model.schema import Logging, StackConfig
-from render import addons
-from render.files import digest
+from model.schema import HostSpec, Logging, StackConfig
+from render import addons, monitoring
+from render.files import FileSet, HostFile, ScriptRun, digest, fingerprint, unit_path
 from render.helm import HelmRelease, Manifest, manifest
+from render.hosts import HEADER
 
 NAMESPACE = "logging"
 OPERATOR_NAMESPACE = "elastic-system"
@@ -36,6 +41,8 @@ ES = "logs"  # the Elasticsearch cluster (ECK names its Services and Secrets aft
 KIBANA = "logs"
 LOGSTASH = "logs"
 LOGSTASH_HTTP_PORT = 8080
+LOGSTASH_SERVICE = f"{LOGSTASH}-ls-http"  # ECK names a Logstash service <name>-ls-<service>
+DAEMONSET_DB_PREFIX = "/var/log/fluent-bit-"
 REPOSITORY = "s3-archive"
 ILM_POLICY = "seoul-logs"
 SLM_POLICY = "seoul-logs-daily"
@@ -64,6 +71,54 @@ def eck_operator_release() -> HelmRelease:
     })
 
 
+# The parts of Fluent Bit's config (classic format, docs.fluentbit.io "Configuration file")
+# that the DaemonSet and the agents on the hosts outside the cluster share: one home, so a
+# record from the journal or the audit log has the same tag and fields wherever it comes from.
+def journal_input(db_prefix: str) -> str:
+    """[INPUT] systemd: the persistent journal (render/hosts.py journald_conf), cursor in `<db_prefix>journal.db`."""
+    return f"""\
+[INPUT]
+    Name systemd
+    Path /var/log/journal
+    Tag host.journal
+    DB {db_prefix}journal.db
+"""
+
+
+def audit_input(db_prefix: str) -> str:
+    """[INPUT] tail of auditd's log (render/hosts.py auditd_conf), offsets in `<db_prefix>audit.db`."""
+    return f"""\
+[INPUT]
+    Name tail
+    Path /var/log/audit/audit.log
+    Tag host.audit
+    DB {db_prefix}audit.db
+"""
+
+
+def node_filter(node: str) -> str:
+    """[FILTER] adding `node`: the host's name on every record (`${NODE_NAME}` in the DaemonSet)."""
+    return f"""\
+[FILTER]
+    Name record_modifier
+    Match *
+    Record node {node}
+"""
+
+
+def logstash_output(host: str) -> str:
+    """[OUTPUT] JSON to Logstash's HTTP input at `host`:LOGSTASH_HTTP_PORT, retrying without limit."""
+    return f"""\
+[OUTPUT]
+    Name http
+    Match *
+    Host {host}
+    Port {LOGSTASH_HTTP_PORT}
+    Format json
+    Retry_Limit False
+"""
+
+
 def fluent_bit_release() -> HelmRelease:
     """Fluent Bit on every node: container logs, journal, audit log -> Logstash's HTTP input."""
     inputs = """\
@@ -76,18 +131,7 @@ def fluent_bit_release() -> HelmRelease:
     Skip_Long_Lines On
     DB /var/log/fluent-bit-containers.db
 
-[INPUT]
-    Name systemd
-    Path /var/log/journal
-    Tag host.journal
-    DB /var/log/fluent-bit-journal.db
-
-[INPUT]
-    Name tail
-    Path /var/log/audit/audit.log
-    Tag host.audit
-    DB /var/log/fluent-bit-audit.db
-"""
+""" + journal_input(DAEMONSET_DB_PREFIX) + "\n" + audit_input(DAEMONSET_DB_PREFIX)
     filters = """\
 [FILTER]
     Name kubernetes
@@ -96,28 +140,89 @@ def fluent_bit_release() -> HelmRelease:
     Keep_Log Off
     K8S-Logging.Parser On
 
-[FILTER]
-    Name record_modifier
-    Match *
-    Record node ${NODE_NAME}
-"""
-    outputs = f"""\
-[OUTPUT]
-    Name http
-    Match *
-    Host {LOGSTASH}-ls-http.{NAMESPACE}.svc
-    Port {LOGSTASH_HTTP_PORT}
-    Format json
-    Retry_Limit False
-"""
+""" + node_filter("${NODE_NAME}")
     return HelmRelease("fluent-bit", releases.FLUENT_BIT, NAMESPACE, {
         "kind": "DaemonSet",
         # Every node: control planes and the tainted ingress hosts too.
         "tolerations": [{"operator": "Exists"}],
         "env": [{"name": "NODE_NAME", "valueFrom": {"fieldRef": {"fieldPath": "spec.nodeName"}}}],
-        "config": {"inputs": inputs, "filters": filters, "outputs": outputs},
+        "config": {"inputs": inputs, "filters": filters,
+                   "outputs": logstash_output(f"{LOGSTASH_SERVICE}.{NAMESPACE}.svc")},
         "resources": {"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"memory": "512Mi"}},
     })
+
+
+# Fluent Bit as a package on the hosts outside the cluster (etcd, storage): the package's own
+# unit runs FLUENT_BIT_BIN as root (the audit log is root's only); a drop-in points it at our
+# config, a file the package does not own (so no package upgrade can put its default back).
+# It only connects out, so firewalld needs no port for it.
+FLUENT_BIT_BIN = "/opt/fluent-bit/bin/fluent-bit"
+FLUENT_BIT_CONF = "/etc/fluent-bit/seoul.conf"
+FLUENT_BIT_REPO = "/etc/yum.repos.d/fluent-bit.repo"
+FLUENT_BIT_REPO_ID = "fluent-bit"
+FLUENT_BIT_KEY_FILE = "/etc/pki/rpm-gpg/RPM-GPG-KEY-fluent-bit"
+FLUENT_BIT_UNIT = "fluent-bit.service"
+HOST_DB_PREFIX = "/var/lib/fluent-bit/"
+
+
+def host_agent_dropin() -> str:
+    """The package unit's drop-in: the same binary, our config."""
+    return HEADER + f"""\
+[Service]
+ExecStart=
+ExecStart={FLUENT_BIT_BIN} -c {FLUENT_BIT_CONF}
+"""
+
+
+def host_agent_config(cfg: StackConfig, host: HostSpec) -> str:
+    """FLUENT_BIT_CONF on `host`: journal and audit log, as the DaemonSet reads
+    them, to Logstash's LoadBalancer address."""
+    service = """\
+[SERVICE]
+    Flush 5
+    Log_Level info
+"""
+    sections = [service, journal_input(HOST_DB_PREFIX), audit_input(HOST_DB_PREFIX), node_filter(host.name),
+                logstash_output(str(logstash_address(cfg)))]
+    return HEADER + "\n".join(sections)
+
+
+def yum_repo() -> str:
+    """/etc/yum.repos.d/fluent-bit.repo: packages and metadata signature-checked with the key the
+    install step verified (a local file: dnf never fetches a key itself); excluded from a plain
+    `dnf upgrade`, so only the pinned version moves it."""
+    return HEADER + f"""\
+[{FLUENT_BIT_REPO_ID}]
+name=Fluent Bit
+baseurl={releases.FLUENT_BIT_YUM_BASEURL}
+enabled=1
+gpgcheck=1
+repo_gpgcheck=1
+gpgkey=file://{FLUENT_BIT_KEY_FILE}
+exclude=fluent-bit
+"""
+
+
+def host_agent_install(cfg: StackConfig, host: HostSpec) -> FileSet:
+    """The repository and config files, then scripts/fluent-bit-install.sh: verify and import the
+    signing key, install the pinned package, (re)start it when a file or the version changes."""
+    files = (
+        HostFile("fluent-bit-repo", FLUENT_BIT_REPO, yum_repo()),
+        HostFile("fluent-bit-conf", FLUENT_BIT_CONF, host_agent_config(cfg, host), "0600"),
+        HostFile("fluent-bit-dropin", unit_path(f"{FLUENT_BIT_UNIT}.d/10-seoul.conf"), host_agent_dropin()),
+    )
+    return FileSet(files, ScriptRun("fluent-bit-install", "fluent-bit-install.sh", {
+        "VERSION": releases.FLUENT_BIT_VERSION,
+        "REPO_ID": FLUENT_BIT_REPO_ID,
+        "KEY_URL": releases.FLUENT_BIT_KEY_URL,
+        "KEY_FINGERPRINT": releases.FLUENT_BIT_KEY_FINGERPRINT,
+        "KEY_FILE": FLUENT_BIT_KEY_FILE,
+        "STATE_DIR": HOST_DB_PREFIX.rstrip("/"),
+        "UNIT": FLUENT_BIT_UNIT,
+        # disable-units.sh stops and disables it when the step leaves the stack.
+        "TIMERS": FLUENT_BIT_UNIT,
+        "FINGERPRINT": fingerprint(files),
+    }, delete_script="disable-units.sh"))
 
 
 def _volume(cfg: StackConfig, size: str) -> list[dict[str, Any]]:
@@ -165,7 +270,33 @@ def kibana(cfg: StackConfig) -> list[Manifest]:
     return objects
 
 
-def logstash() -> Manifest:
+def logstash_address(cfg: StackConfig) -> IPv4Address:
+    """The LoadBalancer address of Logstash's HTTP input for the hosts outside the cluster:
+    the last usable address of `network.loadBalancerCidr`, at the far end from where MetalLB's
+    automatic assignment starts (a Service that already holds it leaves Logstash's pending)."""
+    return cfg.network.load_balancer_cidr.broadcast_address - 1
+
+
+def _http_service(cfg: StackConfig) -> dict[str, Any]:
+    """Logstash's HTTP Service: ClusterIP for the DaemonSet, and a LoadBalancer address for the
+    hosts outside the cluster when there are any.
+
+    MetalLB assigns `logstash_address` and Calico announces it over BGP (render/network.py);
+    kube-proxy accepts only the outside hosts' addresses there (loadBalancerSourceRanges).
+    Plain HTTP inside the data-center network (no TLS on this input yet: docs/observability.md).
+    """
+    ports = [{"name": "http", "port": LOGSTASH_HTTP_PORT, "targetPort": LOGSTASH_HTTP_PORT, "protocol": "TCP"}]
+    outside = monitoring.external_hosts(cfg)
+    if not outside:
+        return {"spec": {"ports": ports}}
+    return {
+        "metadata": {"annotations": {"metallb.universe.tf/loadBalancerIPs": str(logstash_address(cfg))}},
+        "spec": {"type": "LoadBalancer", "ports": ports,
+                 "loadBalancerSourceRanges": [f"{h.address}/32" for h in outside]},
+    }
+
+
+def logstash(cfg: StackConfig) -> Manifest:
     """Logstash (two instances): HTTP input for Fluent Bit, output to the data stream DATA_STREAM."""
     pipeline = f"""\
 input {{ http {{ port => {LOGSTASH_HTTP_PORT} }} }}
@@ -187,8 +318,7 @@ output {{
         "count": 2,
         "elasticsearchRefs": [{"name": ES, "clusterName": "logs"}],
         "pipelines": [{"pipeline.id": "main", "config.string": pipeline}],
-        "services": [{"name": "http", "service": {"spec": {"ports": [
-            {"name": "http", "port": LOGSTASH_HTTP_PORT, "targetPort": LOGSTASH_HTTP_PORT, "protocol": "TCP"}]}}}],
+        "services": [{"name": "http", "service": _http_service(cfg)}],
     })
 
 

@@ -64,6 +64,24 @@ def exporter_ports(host: HostSpec) -> list[int]:
     return ports
 
 
+def scrape_sources(cfg: StackConfig) -> list[str]:
+    """The source networks Prometheus's scrapes arrive from: `network.nodeCidr`, then
+    `network.podCidr`. The hosts accept `exporter_ports` from these only (render/hosts.py).
+
+    Prometheus is a pod. Its pool has Calico's `natOutgoing` (render/network.py), which
+    masquerades pod traffic to any address outside the Calico pools, host addresses
+    included, behind the address of the node the pod runs on: a scrape of another host
+    arrives from a node address, inside the node network (model/invariants.py keeps every
+    host there). A scrape of the pod's own node is delivered locally, without passing
+    POSTROUTING, so it keeps the pod's address: hence the pod CIDR (which also covers the
+    nodes' tunnel addresses and stays right if natOutgoing is ever turned off).
+    The node network rather than each node's address: adding or removing a node then
+    changes no other host's firewall (issue 16: scale-out touches only the new host); the
+    cost is that other devices on that network (switches, the F5's self IPs) could scrape.
+    """
+    return [str(cfg.network.node_cidr), str(cfg.network.pod_cidr)]
+
+
 def external_hosts(cfg: StackConfig) -> list[HostSpec]:
     """Live hosts that are not Kubernetes nodes (etcd, storage), by name: node_exporter runs as a unit there."""
     return sorted((h for h in cfg.live_hosts if not h.is_kubernetes_node), key=lambda h: h.name)
@@ -221,6 +239,7 @@ def node_exporter_install() -> FileSet:
         "SHA256": archive.sha256,
         "BIN": NODE_EXPORTER_BIN,
         "TEXTFILE_DIR": TEXTFILE_DIR,
+        "UNIT": NODE_EXPORTER_UNIT,
         # disable-units.sh stops and disables it when the step leaves the stack.
         "TIMERS": NODE_EXPORTER_UNIT,
         "FINGERPRINT": fingerprint(files),

@@ -285,8 +285,8 @@ def test_outside_hosts_get_pinned_node_exporter_and_exporter_ports(plan, cfg):
     unit = plan.out / "artifacts/hosts/etcd-1/etc/systemd/system/node_exporter.service"
     assert "--collector.textfile.directory=/var/lib/node_exporter/textfile" in unit.read_text()
     by_name = {h.name: h for h in cfg.hosts}
-    assert "9100" in hosts.tcp_ports(cfg, by_name["etcd-1"])
-    assert "8405" in hosts.tcp_ports(cfg, by_name["cp-1"]) and "8405" not in hosts.tcp_ports(cfg, by_name["etcd-1"])
+    assert "9100" in hosts.metrics_ports(by_name["etcd-1"]) and "9100" not in hosts.tcp_ports(cfg, by_name["etcd-1"])
+    assert "8405" in hosts.metrics_ports(by_name["cp-1"]) and "8405" not in hosts.metrics_ports(by_name["etcd-1"])
 
 
 def test_haproxy_serves_prometheus_metrics_and_passes_haproxy_check(plan, tmp_path):
