@@ -131,7 +131,10 @@ NODE_EXPORTER_DOWNLOAD = ("https://github.com/prometheus/node_exporter/releases/
 # key updates", installation/downloads/linux.md); the key is checked against it before
 # rpm imports it.
 FLUENT_BIT_VERSION = "3.2.10"
-FLUENT_BIT_YUM_BASEURL = "https://packages.fluentbit.io/centos/9/"
+# The repository is per major release and architecture (the docs' repo file:
+# `baseurl = https://packages.fluentbit.io/centos/$releasever/$basearch/`); the major release
+# is written out, as the docs advise where $releasever is not a bare number.
+FLUENT_BIT_YUM_BASEURL = "https://packages.fluentbit.io/centos/9/$basearch/"
 FLUENT_BIT_KEY_URL = "https://packages.fluentbit.io/fluentbit.key"
 FLUENT_BIT_KEY_FINGERPRINT = "C3C0A28534B9293EAF51FABD9F9DDC083888C1CD"
 
