@@ -39,7 +39,8 @@ venv: $(STAMP)
 BASE ?= HEAD
 diff: $(STAMP)
 	@$(VENV)/bin/seoul-diff --stack $(STACK) --base $(BASE); status=$$?; \
-	if [ $$status -ne 2 ]; then $(VENV)/bin/seoul-report --stack $(STACK); fi; exit $$status
+	if [ $$status -ne 2 ]; then $(VENV)/bin/seoul-report --stack $(STACK); fi; \
+	if [ $$status -eq 1 ]; then exit 0; else exit $$status; fi  # 1 = changes: a diff, not a failure
 
 promote-check: $(STAMP)
 	$(VENV)/bin/seoul-promote-check

@@ -3,7 +3,8 @@
 Address objects and services first, then the policies in `policyid` order (render/fortigate.py):
 internet -> F5 VIP on 443 and 80, bastion -> SSH and the API VIP, nodes -> the backup vault
 through the backups' traffic shaper, nodes -> internet for HTTPS, NTP and SMTP with source NAT,
-an explicit deny for the rest; every policy logs all sessions.
+an explicit deny for the rest; every policy logs all sessions. Policy moves keep the list on
+the FortiGate in that order when rules are added later.
 """
 
 import pulumi
@@ -72,4 +73,22 @@ class EdgeFirewall(pulumi.ComponentResource):
             )
             self.policies[rule.name] = policy
             previous = [policy]
+        self._order(fortigate.rules(fw), child, previous)
         self.register_outputs({"policies": sorted(self.policies)})
+
+    def _order(self, rules: list[fortigate.Rule], child: pulumi.ResourceOptions,
+               after: list[pulumi.Resource]) -> None:
+        """FortiOS appends a new policy at the end of its list, whatever its policyid, so a rule
+        added to a FortiGate that already has the deny would sit behind it. Each rule is moved
+        before its successor, from the last pair back: a new rule makes new pairs, and a move
+        runs when it is created, so the list follows policyid order after every change."""
+        pairs = list(zip(rules, rules[1:]))
+        for rule, successor in reversed(pairs):
+            move = fortios.firewall.PolicyMove(
+                f"{rule.name}-before-{successor.name}",
+                policyid_src=rule.policyid,
+                policyid_dst=successor.policyid,
+                move="before",
+                opts=pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(depends_on=after)),
+            )
+            after = [move]

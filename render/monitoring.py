@@ -17,7 +17,8 @@ What is not a pod is scraped by address (`additional_scrape_configs`):
   `node_exporter_install` with the pinned release and checksum from model/releases.py.
 
 Every node_exporter reads the textfile directory render/certs.TEXTFILE_DIR, where the
-certificate-expiry export and the backup jobs write their metrics.
+certificate-expiry export and the backup jobs write their metrics: the units on the other
+hosts directly, the chart's DaemonSet through its host root mount (`NODE_EXPORTER_HOST_ROOT`).
 """
 
 from model import releases
@@ -48,6 +49,16 @@ GRAFANA_ADMIN_SECRET = "grafana-admin"
 # The chart's Grafana sidecar loads ConfigMaps with this label (grafana.sidecar.dashboards).
 DASHBOARD_LABEL = "grafana_dashboard"
 
+# The chart's node_exporter DaemonSet sees the host's / here (prometheus-node-exporter
+# values `hostRootFsMount`, on by default); setting `extraArgs` replaces the chart's list, so
+# its two filesystem excludes (kube-prometheus-stack 64.0.0 values.yaml) are kept first.
+NODE_EXPORTER_HOST_ROOT = "/host/root"
+CHART_NODE_EXPORTER_ARGS = (
+    "--collector.filesystem.mount-points-exclude=^/(dev|proc|sys|var/lib/docker/.+|var/lib/kubelet/.+)($|/)",
+    "--collector.filesystem.fs-types-exclude=^(autofs|binfmt_misc|bpf|cgroup2?|configfs|debugfs|devpts|devtmpfs"
+    "|fusectl|hugetlbfs|iso9660|mqueue|nsfs|overlay|proc|procfs|pstore|rpc_pipefs|securityfs|selinuxfs|squashfs"
+    "|sysfs|tracefs)$",
+)
 NODE_EXPORTER_BIN = "/usr/local/bin/node_exporter"
 NODE_EXPORTER_UNIT = "node_exporter.service"
 
@@ -149,6 +160,13 @@ def prometheus_release(cfg: StackConfig, alertmanager_config: dict) -> HelmRelea
             "sidecar": {"dashboards": {"enabled": True, "label": DASHBOARD_LABEL, "labelValue": "1"}},
             "defaultDashboardsTimezone": "Asia/Seoul",
         },
+        # The Kubernetes nodes' certificate-expiry and backup exports (TEXTFILE_DIR) are read
+        # through the host root mount. containerd runs without SELinux labelling
+        # (render/runtime.py), so the container may read the host's var_lib_t files.
+        "prometheus-node-exporter": {"extraArgs": [
+            *CHART_NODE_EXPORTER_ARGS,
+            f"--collector.textfile.directory={NODE_EXPORTER_HOST_ROOT}{TEXTFILE_DIR}",
+        ]},
         # External etcd: scraped by address with the client certificate in ETCD_SECRET.
         "kubeEtcd": {
             "enabled": True,

@@ -21,7 +21,7 @@ from render import alerts, dashboards, hosts, logging, monitoring
 from tests.network_checks import crd_schemas, object_problems
 from tests.planning import run_plan
 from tests.stacks import altered_stack, key
-from tests.tools import REPO, require_tool
+from tests.tools import REPO, require_shared, require_tool
 
 
 @pytest.fixture(scope="module")
@@ -287,6 +287,23 @@ def test_outside_hosts_get_pinned_node_exporter_and_exporter_ports(plan, cfg):
     by_name = {h.name: h for h in cfg.hosts}
     assert "9100" in hosts.metrics_ports(by_name["etcd-1"]) and "9100" not in hosts.tcp_ports(cfg, by_name["etcd-1"])
     assert "8405" in hosts.metrics_ports(by_name["cp-1"]) and "8405" not in hosts.metrics_ports(by_name["etcd-1"])
+
+
+def test_kubernetes_nodes_node_exporter_reads_the_certificate_expiry_export(plan):
+    # The seed's outage: the chart's DaemonSet must read the textfile directory the
+    # cert-expiry unit writes to on every Kubernetes node, through the host root mount.
+    chart = yaml.safe_load(require_shared("charts/kube-prometheus-stack-64.0.0/values.yaml").read_text())
+    sub = yaml.safe_load(require_shared(
+        "charts/kube-prometheus-stack-64.0.0/charts/prometheus-node-exporter/values.yaml").read_text())
+    values = yaml.safe_load((plan.out / "artifacts/helm/kube-prometheus-stack.yaml").read_text())
+    args = values["prometheus-node-exporter"]["extraArgs"]
+    defaults = chart["prometheus-node-exporter"]["extraArgs"]
+    assert args[:len(defaults)] == defaults  # the list replaces the chart's: its excludes are kept
+    [textfile] = [a.split("=", 1)[1] for a in args if a.startswith("--collector.textfile.directory=")]
+    unit = (plan.out / "artifacts/hosts/cp-1/etc/systemd/system/cert-expiry.service").read_text()
+    [output] = [line.split("=", 2)[2] for line in unit.splitlines() if line.startswith("Environment=OUTPUT=")]
+    assert sub["hostRootFsMount"]["enabled"] and "hostRootFsMount" not in values["prometheus-node-exporter"]
+    assert textfile == monitoring.NODE_EXPORTER_HOST_ROOT + output.rsplit("/", 1)[0]
 
 
 def test_haproxy_serves_prometheus_metrics_and_passes_haproxy_check(plan, tmp_path):

@@ -32,6 +32,7 @@ STACKS = ["seoul-stage", "seoul-prod"]
 # (until ../shared adds them, as it derived the rest of the fortios file from the same SDK).
 NOT_IN_TRIMMED_SCHEMA = {
     "fortios:firewall/shaper/trafficshaper:Trafficshaper": "tests/test_backup_render.py",
+    "fortios:firewall/policyMove:PolicyMove": "tests/test_network_components.py",
 }
 
 
