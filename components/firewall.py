@@ -7,6 +7,8 @@ an explicit deny for the rest; every policy logs all sessions. Policy moves keep
 the FortiGate in that order when rules are added later.
 """
 
+from itertools import pairwise
+
 import pulumi
 import pulumiverse_fortios as fortios
 
@@ -82,8 +84,7 @@ class EdgeFirewall(pulumi.ComponentResource):
         added to a FortiGate that already has the deny would sit behind it. Each rule is moved
         before its successor, from the last pair back: a new rule makes new pairs, and a move
         runs when it is created, so the list follows policyid order after every change."""
-        pairs = list(zip(rules, rules[1:]))
-        for rule, successor in reversed(pairs):
+        for rule, successor in reversed(list(pairwise(rules))):
             move = fortios.firewall.PolicyMove(
                 f"{rule.name}-before-{successor.name}",
                 policyid_src=rule.policyid,

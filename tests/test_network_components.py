@@ -105,17 +105,18 @@ def test_policies_are_moved_into_policyid_order_on_the_fortigate(prod):
     # the last pair first, after every policy exists.
     import inspect
     import re
+    from itertools import pairwise
 
     from pulumiverse_fortios.firewall import PolicyMoveArgs
 
-    policies = sorted((plain(r.inputs)["policyid"] for r in prod if r.type == "fortios:firewall/policy:Policy"))
+    policies = sorted(plain(r.inputs)["policyid"] for r in prod if r.type == "fortios:firewall/policy:Policy")
     moves = [r for r in prod if r.type == "fortios:firewall/policyMove:PolicyMove"]
     pairs = [(plain(m.inputs)["policyidSrc"], plain(m.inputs)["policyidDst"]) for m in moves]
-    assert pairs == list(reversed(list(zip(policies, policies[1:]))))
+    assert pairs == list(reversed(list(pairwise(policies))))
     assert all(plain(m.inputs)["move"] == "before" for m in moves)
     policy_urns = {r.urn for r in prod if r.type == "fortios:firewall/policy:Policy"}
     assert policy_urns & set(moves[0].dependencies)  # after the last policy ...
-    assert all(later.dependencies == [earlier.urn] for earlier, later in zip(moves, moves[1:]))  # ... one by one
+    assert all(later.dependencies == [earlier.urn] for earlier, later in pairwise(moves))  # ... one by one
     # The trimmed fortios schema in ../shared lacks this type: its inputs are the pinned SDK's.
     sdk = set(inspect.signature(PolicyMoveArgs.__init__).parameters)
     assert {re.sub(r"(?<!^)([A-Z])", r"_\1", k).lower() for k in plain(moves[0].inputs)} <= sdk
