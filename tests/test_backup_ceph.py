@@ -4,6 +4,8 @@ rendered parameters (a new full every 2 runs here: full, increment, full, increm
 each run with scripts/backup-ship.sh and the rendered rclone config to an S3 API on loopback
 over TLS (moto), prunes the old chain locally; then scripts/backup-ceph-restore.sh rebuilds
 new images from what rclone brings back, and each equals the source at its snapshot.
+A run naming a missing image besides a real one ships the real one and fails without
+recording success.
 """
 
 import hashlib
