@@ -39,6 +39,7 @@ def problems(cfg: StackConfig) -> list[Problem]:
         *_ports_free(cfg),
         *_peer_racks(cfg),
         *_unique_apps(cfg),
+        *_backup_images(cfg),
         *ceph.problems(cfg),  # Ceph's own checks: model/ceph.py
     ]
 
@@ -177,6 +178,8 @@ def _unique_entries(cfg: StackConfig) -> Iterator[Problem]:
     yield from _repeated("ceph.pools", [p.name for p in cfg.ceph.pools], ".name")
     yield from _repeated("network.torPeers", [str(p.address) for p in cfg.network.tor_peers], ".address")
     yield from _repeated("network.ntpServers", [s.lower() for s in cfg.network.ntp_servers], "")
+    # The backup snapshots each entry under one name a run: a repeat fails the second `rbd snap create`.
+    yield from _repeated("backup.cephImages", list(cfg.backup.ceph_images), "")
     for i, host in enumerate(cfg.hosts):
         yield from _repeated(f"hosts[{i}].roles", list(host.roles), "")
 
@@ -269,3 +272,22 @@ def _unique_apps(cfg: StackConfig) -> Iterator[Problem]:
         for i, app in enumerate(cfg.apps):
             if seen[getattr(app, attr)] > 1:
                 yield f"apps[{i}].{attr}", f"{getattr(app, attr)} is used by {seen[getattr(app, attr)]} apps"
+
+
+def _backup_images(cfg: StackConfig) -> Iterator[Problem]:
+    # `rbd` names an image by the pool that holds its header: a replicated rbd pool. An image
+    # whose data is erasure-coded is named by its metadata pool (the StorageClass's `pool`), so
+    # an erasure-coded pool in `pool/image` names no image.
+    # https://docs.ceph.com/en/reef/rados/operations/erasure-code/#erasure-coding-with-overwrites
+    for i, spec in enumerate(cfg.backup.ceph_images):
+        name = spec.split("/", 1)[0]
+        found = ceph.pool(cfg, name)
+        path = f"backup.cephImages[{i}]"
+        if found is None:
+            yield path, f"{spec}: pool {name} is not in ceph.pools"
+        elif found.type == "erasure":
+            meta = ceph.rbd_metadata_pool(cfg, found) if found.application == "rbd" else None
+            hint = f": name the image by its metadata pool ({meta.name}/...)" if meta else ""
+            yield path, f"{spec}: pool {name} is erasure-coded and holds no RBD image headers{hint}"
+        elif found.application != "rbd":
+            yield path, f"{spec}: pool {name} is a {found.application} pool, not an rbd one"

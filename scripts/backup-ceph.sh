@@ -4,7 +4,8 @@
 # (`rbd export-diff --from-snap`); every FULL_EVERY runs (daily: days) a new chain starts
 # with a full, so a restore needs one full and at most FULL_EVERY-1 increments. Then the
 # exports are shipped with seoul-backup-ship, and local chains older than KEEP_DAYS are
-# pruned whole (never a full whose increments are kept).
+# pruned whole (never a full whose increments are kept). An image that fails is reported and
+# skipped: the others are still shipped, then the run exits 1 without recording success.
 # Installed as /usr/local/sbin/seoul-backup-ceph on the Ceph bootstrap host (admin keyring).
 # Parameters: IMAGES (space-separated pool/image) EXPORT_DIR KEEP_DAYS FULL_EVERY SHIP, plus the ship's.
 # Restore: seoul-restore-ceph (scripts/backup-ceph-restore.sh).
@@ -15,14 +16,17 @@ read -r -a images <<<"$IMAGES"
 umask 077
 stamp="seoul-$(date -u +%Y%m%dT%H%M%SZ)"
 
-for spec in "${images[@]}"; do
-  dir="$EXPORT_DIR/$spec"
-  mkdir -p "$dir"
+# One image's run; called in a subshell under set -e, so its first failing command ends it.
+export_image() {
+  local spec="$1"
+  local dir="$EXPORT_DIR/$spec" chain listing ours older previous links out snap
   # The snapshots of the current chain, oldest (the full's) first; local state, never shipped.
   chain="$dir/chain"
-  ours="$(rbd snap ls --format json "$spec" |
+  listing="$(rbd snap ls --format json "$spec")"  # apart: a missing image stops here, not in python
+  ours="$(printf '%s' "$listing" |
     python3 -c 'import json,sys; print(*sorted(x["name"] for x in json.load(sys.stdin) if x["name"].startswith("seoul-")))')"
   read -r -a older <<<"$ours"
+  mkdir -p "$dir"
   previous=""
   [[ ${#older[@]} -gt 0 ]] && previous="${older[-1]}"
   links=0
@@ -48,9 +52,30 @@ for spec in "${images[@]}"; do
     rbd snap rm --no-progress "$spec@$snap"
   done
   echo "exported $out"
+}
+
+failed=()
+for spec in "${images[@]}"; do
+  # set +e around the subshell: under `if` or `||` bash would ignore set -e inside it too.
+  set +e
+  (set -e; export_image "$spec")
+  status=$?
+  set -e
+  if [[ $status -ne 0 ]]; then
+    echo "backup-ceph: $spec failed (exit $status), skipped" >&2
+    failed+=("$spec")
+  fi
 done
 
-"$SHIP"
+if [[ ${#failed[@]} -eq 0 ]]; then
+  "$SHIP"
+else
+  # Ship what was exported, but the ship's success time must not cover the failed images:
+  # its metrics go to a scratch folder, so the freshness alert still fires.
+  scratch="$(mktemp -d)"
+  trap 'rm -rf "$scratch"' EXIT
+  TEXTFILE_DIR="$scratch" "$SHIP"
+fi
 
 # Shipped copies are in the vault: keep whole chains locally for quick restores, dropping
 # a chain once its newest export is older than KEEP_DAYS (the current chain always stays).
@@ -75,3 +100,8 @@ for part in root.rglob("*.part"):  # left by a failed run
     if part.stat().st_mtime < cutoff:
         part.unlink()
 EOF
+
+if [[ ${#failed[@]} -gt 0 ]]; then
+  echo "backup-ceph: ${#failed[@]} of ${#images[@]} images failed: ${failed[*]}" >&2
+  exit 1
+fi

@@ -4,6 +4,8 @@ rendered parameters (a new full every 2 runs here: full, increment, full, increm
 each run with scripts/backup-ship.sh and the rendered rclone config to an S3 API on loopback
 over TLS (moto), prunes the old chain locally; then scripts/backup-ceph-restore.sh rebuilds
 new images from what rclone brings back, and each equals the source at its snapshot.
+A run naming a missing image besides a real one ships the real one and fails without
+recording success.
 """
 
 import hashlib
@@ -132,3 +134,42 @@ def test_rbd_chains_go_off_site_and_restore_to_each_snapshot(lab, tmp_path):
     # Never over an existing image.
     again = run_script(lab, "backup-ceph-restore.sh", {"EXPORTS": str(back), "TARGET": f"{POOL}/restored"})
     assert again.returncode == 2 and "exists" in again.stderr
+
+
+def test_a_failing_image_is_skipped_the_rest_shipped_and_no_success_recorded(lab, tmp_path):
+    # Issue 11: one bad image must not keep the others from going off site that day, and the
+    # run must still fail (unit failed, freshness metric left alone so its alert fires).
+    exports, textfile = tmp_path / "rbd", tmp_path / "textfile"
+    ship = tmp_path / "ship"
+    ship.write_text(f"#!/bin/sh\nexec bash {SCRIPTS / 'backup-ship.sh'}\n")
+    ship.chmod(0o755)
+    good, missing = f"{POOL}/partial-good", f"{POOL}/no-such-image"
+    seed = tmp_path / "seed.img"
+    seed.write_bytes(os.urandom(4 * 1024 * 1024))
+    rbd(lab, "import", "--no-progress", str(seed), good)
+
+    with s3_lab(tmp_path, prod().backup_bucket) as lab_s3:
+        env = {
+            **backup.ceph_env(prod(), HOST),
+            "IMAGES": f"{missing} {good}", "EXPORT_DIR": str(exports), "FULL_EVERY": FULL_EVERY, "SHIP": str(ship),
+            "SOURCE_DIR": str(exports), "RCLONE_CONFIG": str(rclone_conf(tmp_path, lab_s3)),
+            "TEXTFILE_DIR": str(textfile), "RCLONE_CA_CERT": str(lab_s3.ca_cert),
+        }
+        done = run_script(lab, "backup-ceph.sh", env)
+        assert done.returncode == 1, done.stdout + done.stderr
+        assert f"backup-ceph: {missing} failed" in done.stderr
+        assert "1 of 2 images failed" in done.stderr
+        assert "Traceback" not in done.stderr
+        [snap] = snapshots(lab, good)
+        prefix = f"{backup.prefix('ceph')}{HOST}/"
+        keys = [o["Key"] for o in lab_s3.client().list_objects_v2(Bucket=lab_s3.bucket)["Contents"]]
+        assert keys == [f"{prefix}{good}/{snap}.full.rbd"]
+        assert not (textfile / "seoul_backup_ceph.prom").exists()
+        assert not (exports / missing).exists()
+
+        # The same images without the bad one: success, and now the metric is written.
+        time.sleep(1.1)  # snapshot names have one-second resolution
+        again = run_script(lab, "backup-ceph.sh", {**env, "IMAGES": good})
+        assert again.returncode == 0, again.stdout + again.stderr
+        assert 'seoul_backup_last_success_timestamp_seconds{backup="ceph"}' in \
+            (textfile / "seoul_backup_ceph.prom").read_text()

@@ -38,6 +38,10 @@ def pools(c: Config) -> list[dict]:
     return c[key("ceph")]["pools"]
 
 
+def backup(c: Config) -> dict:
+    return c[key("backup")]
+
+
 INVALID: dict[str, tuple[Callable[[Config], None], str]] = {
     "duplicate address": (lambda c: host(c, "cp-2").update(address=host(c, "cp-1")["address"]),
                           "hosts[0].address: 10.0.1.21 is used by 2 hosts"),
@@ -121,6 +125,9 @@ INVALID_CROSS_KEY: dict[str, tuple[Callable[[Config], None], str]] = {
                                    "network.ntpServers[1]: ntp1.example is listed again"),
     "a role listed twice": (lambda c: hosts(c)[0].update(roles=["control-plane", "control-plane"]),
                             "hosts[0].roles[1]: control-plane is listed again"),
+    "a Ceph image backed up twice": (lambda c: backup(c).update(cephImages=["rbd/shop-media", "rbd/shop-media"]),
+                                     "backup.cephImages[1]: rbd/shop-media is listed again "
+                                     "(first at backup.cephImages[0])"),
     # 7. pools that cannot be placed (one replica or chunk per storage host)
     "replicated pool of size 7 on 6 storage hosts": (lambda c: pools(c)[0].update(size=7),
                                                      "ceph.pools[0].size: 7: pool rbd needs 7 storage hosts "
@@ -131,6 +138,15 @@ INVALID_CROSS_KEY: dict[str, tuple[Callable[[Config], None], str]] = {
         lambda c: c.update({key("hosts"): [h for h in hosts(c) if h["name"] not in ("osd-3", "osd-4", "osd-5",
                                                                                      "osd-6")]}),
         "ceph.pools[0].size: 3: pool rbd needs 3 storage hosts (one per replica), there are 2 storage hosts"),
+    # Issue 11: the Ceph backup's images live in the stack's replicated rbd pools.
+    "a Ceph image in a pool the stack lacks": (lambda c: backup(c).update(cephImages=["rbd/a", "media/shop"]),
+                                               "backup.cephImages[1]: media/shop: pool media is not in ceph.pools"),
+    "a Ceph image named by its erasure-coded pool": (
+        lambda c: backup(c).update(cephImages=["logs-data/logs"]),
+        "backup.cephImages[0]: logs-data/logs: pool logs-data is erasure-coded and holds no RBD image headers: "
+        "name the image by its metadata pool (rbd/...)"),
+    "a Ceph image in a CephFS pool": (lambda c: backup(c).update(cephImages=["cephfs-data/x"]),
+                                      "backup.cephImages[0]: cephfs-data/x: pool cephfs-data is a cephfs pool"),
     # 8. a deploy that locks itself out or takes a port its own daemons need
     "root deploy with root login off": (lambda c: c[key("ssh")].update(user="root"),
                                         "ssh.user: root: hardening.permitRootLogin is false"),
