@@ -70,11 +70,9 @@ done
 if [[ ${#failed[@]} -eq 0 ]]; then
   "$SHIP"
 else
-  # Ship what was exported, but the ship's success time must not cover the failed images:
-  # its metrics go to a scratch folder, so the freshness alert still fires.
-  scratch="$(mktemp -d)"
-  trap 'rm -rf "$scratch"' EXIT
-  TEXTFILE_DIR="$scratch" "$SHIP"
+  # Ship what was exported, but the success time must not cover the failed images: it
+  # stays as it was (a first run exports only the period), so the freshness alerts fire.
+  RECORD_SUCCESS=0 "$SHIP"
 fi
 
 # Shipped copies are in the vault: keep whole chains locally for quick restores, dropping

@@ -164,7 +164,9 @@ def test_a_failing_image_is_skipped_the_rest_shipped_and_no_success_recorded(lab
         prefix = f"{backup.prefix('ceph')}{HOST}/"
         keys = [o["Key"] for o in lab_s3.client().list_objects_v2(Bucket=lab_s3.bucket)["Contents"]]
         assert keys == [f"{prefix}{good}/{snap}.full.rbd"]
-        assert not (textfile / "seoul_backup_ceph.prom").exists()
+        # A first run that failed in part exports only the period: BackupNeverSucceeded fires.
+        first = (textfile / "seoul_backup_ceph.prom").read_text()
+        assert 'seoul_backup_period_seconds{backup="ceph"}' in first and "last_success" not in first
         assert not (exports / missing).exists()
 
         # The same images without the bad one: success, and now the metric is written.
@@ -173,3 +175,10 @@ def test_a_failing_image_is_skipped_the_rest_shipped_and_no_success_recorded(lab
         assert again.returncode == 0, again.stdout + again.stderr
         assert 'seoul_backup_last_success_timestamp_seconds{backup="ceph"}' in \
             (textfile / "seoul_backup_ceph.prom").read_text()
+
+        # Failing in part again leaves the last success time where it was.
+        recorded = (textfile / "seoul_backup_ceph.prom").read_text()
+        time.sleep(1.1)
+        third = run_script(lab, "backup-ceph.sh", env)
+        assert third.returncode == 1, third.stdout + third.stderr
+        assert (textfile / "seoul_backup_ceph.prom").read_text() == recorded
