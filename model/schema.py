@@ -6,7 +6,7 @@ Defaults live here; pinned release versions, checksums and images in `model.rele
 import re
 from functools import cached_property
 from ipaddress import IPv4Address, IPv4Network
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal, get_args
 from uuid import UUID
 
 from pydantic import (
@@ -16,6 +16,7 @@ from pydantic import (
     PrivateAttr,
     SecretStr,
     StringConstraints,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -58,10 +59,28 @@ def natural_key(name: str) -> list[int | str]:
     return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", name)]
 
 
+def _types(annotation: Any) -> set[Any]:
+    """Every type named in an annotation, through Annotated, unions and containers."""
+    found = {annotation}
+    for arg in get_args(annotation):
+        found |= _types(arg)
+    return found
+
+
 class Model(BaseModel):
     model_config = ConfigDict(
         alias_generator=to_camel, populate_by_name=True, extra="forbid", frozen=True
     )
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_bool_for_numbers(cls, value: Any, info: ValidationInfo) -> Any:
+        # pydantic's lax mode reads true as 1: `cephFullEveryDays: true` would mean daily fulls.
+        if isinstance(value, bool) and info.field_name:
+            types = _types(cls.model_fields[info.field_name].annotation)
+            if types & {int, float} and bool not in types:
+                raise ValueError("a number is required, not true or false")
+        return value
 
 
 class Ssh(Model):

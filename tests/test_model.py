@@ -125,6 +125,10 @@ INVALID_CROSS_KEY: dict[str, tuple[Callable[[Config], None], str]] = {
                                    "network.ntpServers[1]: ntp1.example is listed again"),
     "a role listed twice": (lambda c: hosts(c)[0].update(roles=["control-plane", "control-plane"]),
                             "hosts[0].roles[1]: control-plane is listed again"),
+    "true for a whole number": (lambda c: backup(c).update(cephFullEveryDays=True),
+                                "backup.cephFullEveryDays: True: a number is required, not true or false"),
+    "false for a number": (lambda c: network(c).update(uplinkGbps=False),
+                           "network.uplinkGbps: False: a number is required, not true or false"),
     "a Ceph image backed up twice": (lambda c: backup(c).update(cephImages=["rbd/shop-media", "rbd/shop-media"]),
                                      "backup.cephImages[1]: rbd/shop-media is listed again "
                                      "(first at backup.cephImages[0])"),
