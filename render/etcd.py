@@ -166,7 +166,8 @@ WantedBy=multi-user.target
 """
 
 
-def snapshot_service() -> str:
+def snapshot_service(host: HostSpec) -> str:
+    """The snapshot unit; files are named `etcd-<inventory name>-<UTC time>.db`."""
     return f"""\
 [Unit]
 Description=Save an etcd snapshot to {SNAPSHOT_DIR}
@@ -176,7 +177,7 @@ Requisite=etcd.service
 
 [Service]
 Type=oneshot
-Environment=SNAPSHOT_DIR={SNAPSHOT_DIR} SNAPSHOT_KEEP={SNAPSHOT_KEEP} BIN_DIR={BIN_DIR}
+Environment=MEMBER={host.name} SNAPSHOT_DIR={SNAPSHOT_DIR} SNAPSHOT_KEEP={SNAPSHOT_KEEP} BIN_DIR={BIN_DIR}
 Environment=CA_CERT={CA_CERT} CERT={MEMBER_CERT} KEY={MEMBER_KEY} ENDPOINT=https://127.0.0.1:{CLIENT_PORT}
 ExecStart={SNAPSHOT_SCRIPT}
 Nice=10
@@ -311,7 +312,7 @@ def maintenance(cfg: StackConfig, host: HostSpec) -> FileSet:
     index = [m.name for m in cfg.etcd_members].index(host.name)
     files = (
         HostFile("etcd-snapshot-script", SNAPSHOT_SCRIPT, script("etcd-snapshot.sh"), "0755"),
-        HostFile("etcd-snapshot-service", unit_path("etcd-snapshot.service"), snapshot_service()),
+        HostFile("etcd-snapshot-service", unit_path("etcd-snapshot.service"), snapshot_service(host)),
         HostFile("etcd-snapshot-timer", unit_path("etcd-snapshot.timer"), snapshot_timer()),
         HostFile("etcd-certs-script", CERTS_SCRIPT, script("etcd-certs.sh"), "0755"),
         HostFile("etcd-certs-env", CERT_ENV_PATH, env_file(cert_env(host))),

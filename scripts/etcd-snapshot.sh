@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Hourly etcd snapshot into SNAPSHOT_DIR, verified, keeping the newest SNAPSHOT_KEEP.
 # Installed as /usr/local/sbin/seoul-etcd-snapshot; run by etcd-snapshot.timer.
-# Parameters (from the unit): SNAPSHOT_DIR SNAPSHOT_KEEP CA_CERT CERT KEY ENDPOINT BIN_DIR
+# Parameters (from the unit): MEMBER (the inventory name, in the file name) SNAPSHOT_DIR
+# SNAPSHOT_KEEP CA_CERT CERT KEY ENDPOINT BIN_DIR
 set -euo pipefail
-: "${SNAPSHOT_DIR:?}" "${SNAPSHOT_KEEP:?}" "${CA_CERT:?}" "${CERT:?}" "${KEY:?}" "${ENDPOINT:?}" "${BIN_DIR:?}"
+: "${MEMBER:?}" "${SNAPSHOT_DIR:?}" "${SNAPSHOT_KEEP:?}" "${CA_CERT:?}" "${CERT:?}" "${KEY:?}" "${ENDPOINT:?}"
+: "${BIN_DIR:?}"
 
 umask 077
-name="etcd-$(hostname -s)-$(date -u +%Y%m%dT%H%M%SZ).db"
+name="etcd-$MEMBER-$(date -u +%Y%m%dT%H%M%SZ).db"
 partial="$SNAPSHOT_DIR/.$name.part"
 trap 'rm -f "$partial"' EXIT
 ETCDCTL_API=3 "$BIN_DIR/etcdctl" --cacert "$CA_CERT" --cert "$CERT" --key "$KEY" \

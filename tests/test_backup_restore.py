@@ -86,10 +86,10 @@ def test_etcd_snapshot_goes_off_site_and_restores_a_member_with_every_key(tmp_pa
         snapshots = tmp_path / "snapshots"
         snapshots.mkdir()
         snap = subprocess.run(["bash", str(SCRIPTS / "etcd-snapshot.sh")], capture_output=True, text=True, timeout=120,
-                              env={**env, "SNAPSHOT_DIR": str(snapshots), "SNAPSHOT_KEEP": "48",
+                              env={**env, "MEMBER": "etcd-1", "SNAPSHOT_DIR": str(snapshots), "SNAPSHOT_KEEP": "48",
                                    "BIN_DIR": str(etcd_bin(tmp_path, hosts)), "ENDPOINT": env["LOCAL_ENDPOINT"]})
         assert snap.returncode == 0, snap.stderr
-        [taken] = list(snapshots.glob("etcd-*.db"))
+        [taken] = list(snapshots.glob("etcd-etcd-1-*.db"))  # named after the inventory, not the host name
 
         with s3_lab(tmp_path, "seoul-cluster-prod-backups") as lab:
             conf = rclone_conf(tmp_path, lab)
