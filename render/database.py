@@ -76,6 +76,18 @@ def _spread(db: Database) -> dict:
     }]}}
 
 
+def repo1_options(cfg: StackConfig, db: Database) -> dict[str, str]:
+    """pgBackRest's repo1 options as the operator gives them to every pgBackRest it runs (the
+    cluster's `backups.pgbackrest.global` and `repos[0].s3`): what a restore outside the
+    cluster needs in its pgbackrest.conf `[global]`, beside `s3_conf`'s secrets. All of them
+    belong in the file: pgBackRest writes the restore_command without command-line repo
+    options such as the cipher type, and recovery's archive-get would fail without them."""
+    spec = cluster(cfg, db)["spec"]["backups"]["pgbackrest"]
+    [repo] = spec["repos"]
+    return {"repo1-type": "s3", **spec["global"], "repo1-s3-bucket": repo["s3"]["bucket"],
+            "repo1-s3-region": repo["s3"]["region"], "repo1-s3-endpoint": repo["s3"]["endpoint"]}
+
+
 def cluster(cfg: StackConfig, db: Database) -> Manifest:
     """The PerconaPGCluster: `instances` Patroni members on `ceph-rbd`, pgBackRest repo1 in the vault."""
     return manifest(

@@ -220,3 +220,16 @@ def test_the_rbd_full_interval_reaches_the_job_and_may_not_outlast_the_vault(tmp
     path = altered_stack(tmp_path, "seoul-prod", every_40_days)
     with pytest.raises(ConfigError, match="backup: cephFullEveryDays 40 is above retentionDays 35"):
         load_config(read_stack_file(path).lookup)
+
+
+def test_the_readmes_hand_restore_config_is_what_the_restore_test_uses():
+    # tests/test_backup_restore.py restores with database.repo1_options in pgbackrest.conf;
+    # the README's hand restore must name the same options (all in the file: recovery's
+    # archive-get gets none from the command line).
+    from render import database
+
+    readme = (REPO / "README.md").read_text()
+    block = readme.split("cat >/etc/pgbackrest/pgbackrest.conf <<'CONF'\n[global]\n", 1)[1].split("\nCONF\n", 1)[0]
+    cfg = stack("seoul-prod")
+    assert dict(line.split("=", 1) for line in block.splitlines()) == database.repo1_options(cfg, cfg.database)
+    assert "--archive-mode=off restore" in readme

@@ -176,16 +176,7 @@ def pgbackrest_conf(home: Path, lab: S3Lab, port: int) -> tuple[Path, Path]:
     from render import database
 
     cfg = prod()
-    db = cfg.database
-    spec = database.cluster(cfg, db)["spec"]["backups"]["pgbackrest"]
-    [repo] = spec["repos"]
-    options = {
-        "repo1-type": "s3",
-        **spec["global"],
-        "repo1-s3-bucket": repo["s3"]["bucket"],
-        "repo1-s3-region": repo["s3"]["region"],
-        "repo1-s3-endpoint": repo["s3"]["endpoint"],
-    }
+    options = database.repo1_options(cfg, cfg.database)
     assert options["repo1-s3-endpoint"] == "s3.ap-northeast-2.amazonaws.com"
     url = urlsplit(lab.endpoint)
     options |= {"repo1-s3-endpoint": url.hostname, "repo1-storage-port": str(url.port),
