@@ -24,7 +24,7 @@ from typing import Any
 
 from model.schema import Observability
 from render.helm import Manifest, manifest
-from render.monitoring import ALERTMANAGER_CREDENTIALS_SECRET
+from render.monitoring import ALERTMANAGER_CREDENTIALS_SECRET, PG_BACKUP_METRIC
 
 CREDENTIALS_DIR = f"/etc/alertmanager/secrets/{ALERTMANAGER_CREDENTIALS_SECRET}"
 SMTP_PASSWORD_KEY = "smtp-password"
@@ -142,6 +142,15 @@ GROUPS: dict[str, list[Rule]] = {
         Rule("BackupNeverSucceeded", "seoul_backup_period_seconds unless seoul_backup_last_success_timestamp_seconds",
              "2h", "critical", "backup", "Backup {{ $labels.backup }} has never succeeded",
              "journalctl -u of the backup's service on {{ $labels.instance }}."),
+
+        # pgBackRest runs in the operator's Jobs, not under node_exporter: kube-state-metrics
+        # exports each PerconaPGBackup's completion time (render/monitoring.py PG_BACKUP_METRIC).
+        # The seed's daily full is the period; the incrementals between only make it fresher.
+        Rule("PostgresBackupTooOld",
+             f"time() - max by (namespace, cluster) ({PG_BACKUP_METRIC}{{state=\"Succeeded\"}}) > 1.5 * 86400",
+             "10m", "critical", "backup",
+             "PostgreSQL {{ $labels.namespace }}/{{ $labels.cluster }} has no successful backup for 36 hours",
+             "kubectl -n {{ $labels.namespace }} get perconapgbackups; the last backup Job's log; pgbackrest info."),
     ],
     "ingress": [
         Rule("IngressLatencyHigh", f"{_INGRESS_P95} > 0.3", "10m", "critical", "ingress-latency",

@@ -31,6 +31,9 @@ from render.helm import HelmRelease, Manifest, manifest
 from render.kubeadm import ETCD_CA_CERT, ETCD_CLIENT_CERT, ETCD_CLIENT_KEY
 
 RELEASE = "kube-prometheus-stack"
+# kube-state-metrics' name for a PerconaPGBackup's completion time (custom resource state,
+# default prefix kube_customresource_), for render/alerts.py.
+PG_BACKUP_METRIC = "kube_customresource_pgbackup_completed_timestamp_seconds"
 NODE_EXPORTER_PORT = 9100
 # Ceph mgr prometheus module's default port (docs.ceph.com, "Prometheus Module").
 CEPH_MGR_METRICS_PORT = 9283
@@ -167,6 +170,25 @@ def prometheus_release(cfg: StackConfig, alertmanager_config: dict) -> HelmRelea
             *CHART_NODE_EXPORTER_ARGS,
             f"--collector.textfile.directory={NODE_EXPORTER_HOST_ROOT}{TEXTFILE_DIR}",
         ]},
+        # pgBackRest runs in the Percona operator's Jobs: its backups' completion times come
+        # from the PerconaPGBackup objects (CRD pgv2.percona.com/v2 status.completed, RFC 3339,
+        # which kube-state-metrics turns into Unix time) for alerts.PG_BACKUP_METRIC.
+        "kube-state-metrics": {
+            "rbac": {"extraRules": [{"apiGroups": ["pgv2.percona.com"], "resources": ["perconapgbackups"],
+                                     "verbs": ["list", "watch"]}]},
+            "customResourceState": {"enabled": True, "config": {"kind": "CustomResourceStateMetrics", "spec": {
+                "resources": [{
+                    "groupVersionKind": {"group": "pgv2.percona.com", "version": "v2", "kind": "PerconaPGBackup"},
+                    "labelsFromPath": {"namespace": ["metadata", "namespace"], "cluster": ["spec", "pgCluster"],
+                                       "name": ["metadata", "name"], "state": ["status", "state"]},
+                    "metrics": [{
+                        "name": PG_BACKUP_METRIC.removeprefix("kube_customresource_"),
+                        "help": "When a pgBackRest backup of the cluster completed (Unix time).",
+                        "each": {"type": "Gauge", "gauge": {"path": ["status", "completed"]}},
+                    }],
+                }],
+            }}},
+        },
         # External etcd: scraped by address with the client certificate in ETCD_SECRET.
         "kubeEtcd": {
             "enabled": True,

@@ -158,6 +158,23 @@ UNIT_TESTS = [
                 _expected("BackupTooOld", {"instance": "etcd-1", "backup": "etcd-snapshot"})]},
         ],
     },
+    {   # PostgreSQL (kube-state-metrics from PerconaPGBackup objects): shop-db's last good backup
+        # is from time 0 and a later one failed: pages after 36 h; orders-db backs up hourly: never.
+        "interval": "1m",
+        "input_series": [
+            {"series": f'{monitoring.PG_BACKUP_METRIC}{{namespace="databases", cluster="shop-db", name="b1", '
+                       'state="Succeeded"}', "values": "0x3000"},
+            {"series": f'{monitoring.PG_BACKUP_METRIC}{{namespace="databases", cluster="shop-db", name="b2", '
+                       'state="Failed"}', "values": f"{DAY}x3000"},
+            {"series": f'{monitoring.PG_BACKUP_METRIC}{{namespace="databases", cluster="orders-db", name="b3", '
+                       'state="Succeeded"}', "values": "0+60x3000"},
+        ],
+        "alert_rule_test": [
+            {"eval_time": "30h", "alertname": "PostgresBackupTooOld", "exp_alerts": []},
+            {"eval_time": "40h", "alertname": "PostgresBackupTooOld", "exp_alerts": [
+                _expected("PostgresBackupTooOld", {"namespace": "databases", "cluster": "shop-db"})]},
+        ],
+    },
 ]
 
 
