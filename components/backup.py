@@ -136,10 +136,10 @@ class OffsiteCopies(pulumi.ComponentResource):
         for member in built.etcd_members:
             self._job(hosts[member.name], "etcd", rclone_config(cfg, vault, "etcd"),
                       render.etcd_offsite(cfg, member.name))
-        if built.storage_hosts and cfg.backup.ceph_images:
-            bootstrap = built.storage_hosts[0]  # holds the admin keyring (components/ceph.py)
-            self._job(hosts[bootstrap.name], "ceph", rclone_config(cfg, vault, "ceph"),
-                      render.ceph_offsite(cfg, bootstrap.name))
+        ceph_host = render.ceph_backup_host(cfg)
+        if ceph_host:
+            self._job(hosts[ceph_host.name], "ceph", rclone_config(cfg, vault, "ceph"),
+                      render.ceph_offsite(cfg, ceph_host.name))
         self.register_outputs({})
 
     def _job(self, handle: HostHandle, kind: str, conf: pulumi.Output[str], files) -> None:

@@ -9,7 +9,7 @@ condition key) and rclone's S3 backend documentation (https://rclone.org/s3/).
 import json
 import re
 
-from model.schema import StackConfig
+from model.schema import HostSpec, StackConfig
 from render import etcd
 from render.certs import TEXTFILE_DIR
 from render.files import FileSet, HostFile, ScriptRun, script, timer_unit, timers, unit_path
@@ -256,8 +256,22 @@ def uplink_lines(cfg: StackConfig) -> list[str]:
         f"of a {facts['uplinkGbps']:g} Gbps uplink",
         f"  {hours:.1f} hours of uplink a day at that share (rclone --bwlimit {bwlimit(cfg, 'ceph')} for Ceph, "
         f"{bwlimit(cfg, 'etcd')} per etcd member): {fits}",
+        schedule_line(cfg),
         f"  {_cap(cfg)}",
     ]
+
+
+def schedule_line(cfg: StackConfig) -> str:
+    """The plan's line of what runs when: the backup timers by host, the operator's schedules."""
+    parts = [f"{ETCD_TIMER} on {', '.join(m.name for m in cfg.as_built.etcd_members)} ({ETCD_SHIP_CALENDAR})"]
+    ceph_host = ceph_backup_host(cfg)
+    if ceph_host:
+        parts.append(f"{CEPH_TIMER} on {ceph_host.name} ({CEPH_CALENDAR}, "
+                     f"{len(cfg.backup.ceph_images)} RBD images)")
+    if cfg.database:
+        parts.append(f"pgBackRest via the operator (full '{cfg.database.full_schedule}', "
+                     f"incremental '{cfg.database.incremental_schedule}')")
+    return "  backup jobs: " + "; ".join(parts)
 
 
 def _cap(cfg: StackConfig) -> str:
@@ -283,6 +297,7 @@ def install(kind: str) -> ScriptRun:
 
 ETCD_SERVICE = "seoul-backup-etcd.service"
 ETCD_TIMER = "seoul-backup-etcd.timer"
+ETCD_SHIP_CALENDAR = "*-*-* *:30:00"  # systemd OnCalendar
 
 
 def ship_env(cfg: StackConfig, kind: str, source_dir: str, include: str, host: str) -> dict[str, str]:
@@ -318,7 +333,7 @@ IOSchedulingClass=idle
 
 def etcd_ship_timer() -> str:
     # The snapshot runs on the hour (plus up to 5 minutes): ship half an hour later.
-    return timer_unit("Hourly off-site copy of etcd snapshots", "*-*-* *:30:00", "300")
+    return timer_unit("Hourly off-site copy of etcd snapshots", ETCD_SHIP_CALENDAR, "300")
 
 
 def etcd_offsite(cfg: StackConfig, host: str) -> FileSet:
@@ -335,6 +350,14 @@ def etcd_offsite(cfg: StackConfig, host: str) -> FileSet:
 
 CEPH_SERVICE = "seoul-backup-ceph.service"
 CEPH_TIMER = "seoul-backup-ceph.timer"
+CEPH_CALENDAR = "*-*-* 02:00:00"  # systemd OnCalendar
+
+
+def ceph_backup_host(cfg: StackConfig) -> HostSpec | None:
+    """Where the RBD exports run: the first storage host (it holds the admin keyring,
+    components/ceph.py), or None when there is no storage host or no image to back up."""
+    built = cfg.as_built
+    return built.storage_hosts[0] if built.storage_hosts and cfg.backup.ceph_images else None
 
 
 def ceph_env(cfg: StackConfig, host: str) -> dict[str, str]:
@@ -368,7 +391,7 @@ IOSchedulingClass=idle
 
 def ceph_timer() -> str:
     # After the day's PostgreSQL full (01:00), so the two share the uplink less.
-    return timer_unit("Daily RBD snapshot export and off-site copy", "*-*-* 02:00:00", "600")
+    return timer_unit("Daily RBD snapshot export and off-site copy", CEPH_CALENDAR, "600")
 
 
 def ceph_offsite(cfg: StackConfig, host: str) -> FileSet:

@@ -127,6 +127,12 @@ def test_uplink_verdict_counts_every_kind_and_the_limit_keeps_the_share():
     def limit(kind):
         return int(backup.bwlimit(cfg, kind).removesuffix("k")) * 1024
 
+    # The plan names every backup job and where it runs (the issue: "shows ... the backup timers").
+    line = backup.schedule_line(cfg)
+    assert f"{backup.CEPH_TIMER} on {backup.ceph_backup_host(cfg).name}" in line
+    assert f"{backup.ETCD_TIMER} on {', '.join(m.name for m in cfg.etcd_members)}" in line
+    assert cfg.database.full_schedule in line and line in backup.uplink_lines(cfg)
+
     members = len(cfg.etcd_members)
     assert limit("ceph") + limit("etcd") * members + limit("postgresql") <= share
     for kind in ("ceph", "etcd"):
