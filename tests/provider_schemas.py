@@ -146,3 +146,13 @@ def check_if_available(resources: Iterable[Mapping[str, Any]], what: str) -> Non
     tests/test_provider_schemas.py reports the absence: skipped locally, failed in CI)."""
     if checker_module() is not None:
         assert_conforms(resources, what)
+
+
+def not_in_sdk(args_class: type, inputs: Mapping[str, Any]) -> set[str]:
+    """Input names (camelCase, as registered) the pinned SDK's `<Resource>Args` constructor does
+    not take: the check for the types the trimmed schemas in ../shared leave out."""
+    import inspect
+    import re
+
+    accepted = set(inspect.signature(args_class.__init__).parameters)
+    return {k for k in inputs if re.sub(r"(?<!^)([A-Z])", r"_\1", k).lower() not in accepted}

@@ -15,6 +15,7 @@ from offline.wire import plain
 from render import backup, database
 from tests.network_checks import strict, values_problems
 from tests.planning import registrations
+from tests.provider_schemas import not_in_sdk
 from tests.stacks import altered_stack
 from tests.tools import REPO, require_shared, require_tool
 
@@ -176,8 +177,6 @@ SHAPER_TYPE = "fortios:firewall/shaper/trafficshaper:Trafficshaper"
 def test_every_upload_to_the_vault_is_shaped_to_the_share_the_verdict_uses():
     """pgBackRest has no rate option (pgbackrest/pgbackrest#763, #2003): the FortiGate policy that
     lets the nodes reach the vault caps every upload there, at the share the verdict counts."""
-    import inspect
-    import re
 
     from pulumiverse_fortios.firewall.shaper import TrafficshaperArgs
 
@@ -187,8 +186,7 @@ def test_every_upload_to_the_vault_is_shaped_to_the_share_the_verdict_uses():
     assert shaper == {"name": backup.SHAPER, "bandwidthUnit": "mbps", "maximumBandwidth": 3000,
                       "perPolicy": "disable"}  # 30% of 10 Gbps, one limit over all sessions
     # The trimmed fortios schema in ../shared lacks this type: its inputs are the pinned SDK's.
-    sdk = set(inspect.signature(TrafficshaperArgs.__init__).parameters)
-    assert {re.sub(r"(?<!^)([A-Z])", r"_\1", k).lower() for k in shaper} <= sdk
+    assert not_in_sdk(TrafficshaperArgs, shaper) == set()
 
     policies = {r.name: plain(r.inputs) for r in regs if r.type == "fortios:firewall/policy:Policy"}
     rule = policies["nodes-to-backup-vault"]
