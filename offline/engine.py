@@ -13,6 +13,7 @@ from pathlib import Path
 import pulumi
 from google.protobuf import struct_pb2
 from pulumi.runtime import mocks, rpc
+from pulumi.runtime.proto import resource_pb2
 from pulumi.runtime.settings import get_root_resource, set_root_resource
 from pulumi.runtime.stack import run_pulumi_func
 from pulumi.runtime.sync_await import _sync_await
@@ -40,28 +41,65 @@ class RecordingMonitor(mocks.MockMonitor):
         self.on_register = on_register  # progress hook (offline/plan.py), called once per request
 
     def RegisterResource(self, request):  # noqa: N802 - gRPC method name
+        self.record(request)
+        return super().RegisterResource(request)
+
+    def record(self, request) -> Registration:
+        """Keep `request` (a RegisterResourceRequest) as a `Registration`; return it."""
         inputs = struct_pb2.Struct()
         inputs.CopyFrom(request.object)
-        self.registrations.append(
-            Registration(
-                urn=self.make_urn(request.parent, request.type, request.name),
-                type=request.type,
-                name=request.name,
-                parent=request.parent,
-                custom=request.custom,
-                protect=bool(request.protect),
-                provider=request.provider,
-                dependencies=list(request.dependencies),
-                property_dependencies={k: list(v.urns) for k, v in request.propertyDependencies.items()},
-                inputs=inputs,
-                additional_secret_outputs=list(request.additionalSecretOutputs),
-                retain_on_delete=bool(request.retainOnDelete),
-                ignore_changes=list(request.ignoreChanges),
-            )
+        registration = Registration(
+            urn=self.make_urn(request.parent, request.type, request.name),
+            type=request.type,
+            name=request.name,
+            parent=request.parent,
+            custom=request.custom,
+            protect=bool(request.protect),
+            provider=request.provider,
+            dependencies=list(request.dependencies),
+            property_dependencies={k: list(v.urns) for k, v in request.propertyDependencies.items()},
+            inputs=inputs,
+            additional_secret_outputs=list(request.additionalSecretOutputs),
+            retain_on_delete=bool(request.retainOnDelete),
+            ignore_changes=list(request.ignoreChanges),
         )
+        self.registrations.append(registration)
         if self.on_register:
-            self.on_register(self.registrations[-1])
-        return super().RegisterResource(request)
+            self.on_register(registration)
+        return registration
+
+
+class PreviewMonitor(RecordingMonitor):
+    """The recording monitor, answering as `pulumi preview` does for a resource being
+    created: no ID, and its outputs are its inputs.
+
+    The request's `object` Struct goes back as the response's, as it came. The SDK's mock
+    monitor would turn it into Python values, hand them to `PreviewMocks.new_resource`,
+    serialize them again and keep a copy of every resource's state until the end: the same
+    responses (tests/test_engine.py compares the two), for less CPU and memory. The state
+    is made only for the resources a program reads back (a resource reference in an input
+    is read back through the `getResource` invoke).
+    """
+
+    def __init__(self, on_register: Callable[[Registration], None] | None = None) -> None:
+        super().__init__(PreviewMocks(), on_register)
+        self.by_urn: dict[str, Registration] = {}
+
+    def RegisterResource(self, request):  # noqa: N802 - gRPC method name
+        registration = self.record(request)
+        urn = registration.urn
+        if request.type == "pulumi:pulumi:Stack":  # as the SDK's mock monitor answers it
+            return resource_pb2.RegisterResourceResponse(urn=urn)
+        self.by_urn[urn] = registration
+        return resource_pb2.RegisterResourceResponse(urn=urn, id="", object=request.object)
+
+    def Invoke(self, request):  # noqa: N802 - gRPC method name
+        if request.tok == "pulumi:pulumi:getResource":
+            urn = request.args.fields["urn"].string_value
+            if urn in self.by_urn and urn not in self.resources:
+                state = rpc.deserialize_properties(self.by_urn[urn].inputs)
+                self.resources[urn] = mocks.MockMonitor.ResourceRegistration(urn, "", state)
+        return super().Invoke(request)
 
 
 def _warning_logger() -> logging.Logger:
@@ -96,7 +134,7 @@ def run_program(
     if pause_gc:
         gc.freeze()
         gc.disable()
-    monitor = RecordingMonitor(on_register=on_register)
+    monitor = PreviewMonitor(on_register=on_register)
     set_root_resource(None)  # a fresh Stack per run, even when one process plans twice
     mocks.set_mocks(monitor.mocks, project=PROJECT, stack=stack.stack, preview=True,
                     logger=_warning_logger(), monitor=monitor)
