@@ -1,4 +1,5 @@
-"""Run the Pulumi program with no engine: the SDK's mock monitor, recording every request.
+"""Run the Pulumi program with no engine: a mock monitor (`PreviewMonitor`, built on the
+SDK's) recording every request.
 
 Preview semantics: a resource being created has no ID yet and its outputs are only
 its inputs, so anything a provider would compute stays unknown, as in `pulumi preview`.
@@ -16,7 +17,7 @@ from pulumi.runtime import mocks, rpc
 from pulumi.runtime.proto import resource_pb2
 from pulumi.runtime.settings import get_root_resource, set_root_resource
 from pulumi.runtime.stack import run_pulumi_func
-from pulumi.runtime.sync_await import _sync_await
+from pulumi.runtime.sync_await import _ensure_event_loop, _sync_await
 
 from model import PROJECT
 from offline.registry import Registration
@@ -24,6 +25,12 @@ from offline.stackfile import StackFile
 
 
 class PreviewMocks(mocks.Mocks):
+    """Preview answers for the SDK's mock monitor: no ID, outputs = inputs, empty invoke results.
+
+    `run_program` answers RegisterResource in `PreviewMonitor` without calling
+    `new_resource`; it serves `ReadResource` and the tests that use the SDK's monitor.
+    """
+
     def new_resource(self, args: mocks.MockResourceArgs) -> tuple[str | None, dict]:
         return "", dict(args.inputs)
 
@@ -78,7 +85,9 @@ class PreviewMonitor(RecordingMonitor):
     serialize them again and keep a copy of every resource's state until the end: the same
     responses (tests/test_engine.py compares the two), for less CPU and memory. The state
     is made only for the resources a program reads back (a resource reference in an input
-    is read back through the `getResource` invoke).
+    is read back through the `getResource` invoke; an unknown URN raises the SDK's
+    "unknown resource" Exception). So `ExistsResource` and `get_registered_resources()`
+    see only those: the program uses neither.
     """
 
     def __init__(self, on_register: Callable[[Registration], None] | None = None) -> None:
@@ -95,6 +104,7 @@ class PreviewMonitor(RecordingMonitor):
 
     def Invoke(self, request):  # noqa: N802 - gRPC method name
         if request.tok == "pulumi:pulumi:getResource":
+            _ensure_event_loop()  # deserializing resource references needs one on this thread
             urn = request.args.fields["urn"].string_value
             if urn in self.by_urn and urn not in self.resources:
                 state = rpc.deserialize_properties(self.by_urn[urn].inputs)
@@ -119,7 +129,8 @@ def run_program(
     *,
     pause_gc: bool = True,
 ) -> tuple[list[Registration], struct_pb2.Struct]:
-    """Run `program` against `stack`'s config; return the registrations and stack outputs.
+    """Run `program` against `stack`'s config under a `PreviewMonitor`; return the
+    registrations and the stack outputs.
 
     `on_register`, if given, is called with each registration as it is recorded (progress).
     `pause_gc=False` leaves the cyclic collector as Python sets it (the bench's second floor).
