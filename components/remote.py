@@ -5,7 +5,8 @@ What to put and run comes from render (`render.files`: HostFile, ScriptRun, File
 
 Both keep the command string short, fixed and free of secrets:
 - a file travels on stdin into `sudo install ... /dev/stdin <path>`;
-- a script travels on stdin into `sudo env K=V ... bash -s`.
+- a script travels on stdin into `sudo env K=V ... bash -s`; a file set's step is one
+  such script that writes its files first (`render.files.file_set_script`).
 Parameters are plain `K=V` words on the command line, not the SSH `environment`
 input, because sshd only accepts variables named in `AcceptEnv`.
 Secrets only ever travel on stdin, and steps that carry them log nothing.
@@ -20,7 +21,7 @@ import pulumi
 from pulumi_command import remote
 
 from model.schema import HostSpec, Ssh
-from render.files import FileSet, HostFile, ScriptRun, script
+from render.files import FileSet, HostFile, ScriptRun, file_set_delete, file_set_script, script
 
 
 @dataclass(frozen=True)
@@ -92,6 +93,11 @@ def script_command(env: dict[str, str]) -> str:
     return f"sudo env {words} bash -s" if words else "sudo bash -s"
 
 
+def shell_command(env: dict[str, str], shell: str) -> str:
+    """`shell` run as root by `bash -c`, with `env` as `K=V` words (a step's delete)."""
+    return f"{script_command(env).removesuffix(' bash -s')} bash -c {shlex.quote(shell)}"
+
+
 def put_file(
     name: str,
     to: Target,
@@ -130,26 +136,29 @@ def run_script(
     delete_script: str | None = None,
     secret_output: bool = False,
     for_host: HostSpec | None = None,
+    stdin: str | None = None,
+    delete: str | None = None,
 ) -> remote.Command:
     """Run scripts/<script_name> as root with `env`; re-run when it, env or triggers change.
 
     `secret_output=True` is for a script that prints a secret (a join token, a kubeconfig):
     nothing is logged and stdout/stderr are secret outputs in the state. `for_host`: the
     host the step serves when it runs on another (inert when that host failed).
+    `stdin`/`delete`: shell to run instead of scripts/<script_name> and `delete_script`
+    (a file set's step, `render.files.file_set_script`), with the same `env`.
     """
     env = env or {}
     if secret_output:
         secret = pulumi.ResourceOptions(additional_secret_outputs=["stdout", "stderr"])
         opts = pulumi.ResourceOptions.merge(opts, secret)
-    delete = None
-    if delete_script:
-        delete = f"{script_command(env).removesuffix(' bash -s')} bash -c {shlex.quote(script(delete_script))}"
+    if delete is None and delete_script:
+        delete = script(delete_script)
     return remote.Command(
         name,
         connection=to.connection,
         create=script_command(env),
-        stdin=script(script_name),
-        delete=delete,
+        stdin=stdin if stdin is not None else script(script_name),
+        delete=shell_command(env, delete) if delete else None,
         triggers=triggers,
         logging=remote.Logging.NONE if secret_output else None,
         # Otherwise the last secret stdout rides along into the next run's environment.
@@ -205,10 +214,20 @@ def apply_file_set(
     after: Sequence[pulumi.Resource],
     apply_after: Sequence[pulumi.Resource] = (),
 ) -> remote.Command:
-    """Put every file of `file_set` (each after `after`), then run its apply step.
+    """`file_set` as one step named `<host>-<file_set.apply.step>`, after `after` and
+    `apply_after`: it writes every file, then runs the apply script.
 
-    The apply step waits for every file and for `apply_after`; its digest of the files
-    (rendered into its env or triggers) makes it run again when any of them changes.
+    Its stdin holds the files, so it runs again when any of them changes; removing the
+    step runs its `delete_script`, then removes the files (`render.files.file_set_delete`).
     """
-    files = [put(to, f, child_opts(parent, after)) for f in file_set.files]
-    return run(to, file_set.apply, child_opts(parent, [*files, *apply_after]))
+    step = file_set.apply
+    return run_script(
+        f"{to.host.name}-{step.step}",
+        to,
+        step.script,
+        child_opts(parent, [*after, *apply_after]),
+        env=dict(step.env),
+        triggers=list(step.triggers) or None,
+        stdin=file_set_script(file_set),
+        delete=file_set_delete(file_set),
+    )

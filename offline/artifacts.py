@@ -14,6 +14,7 @@ from google.protobuf import json_format
 
 from offline.registry import Registration
 from offline.wire import SECRET, UNKNOWN, is_secret
+from policies.shapes import bundled_files
 
 HELM_RELEASE_TYPE = "kubernetes:helm.sh/v3:Release"
 
@@ -22,19 +23,27 @@ _PUT_FILE = re.compile(r"^sudo install -D -m [0-7]{4} -o root -g root /dev/stdin
 
 
 def host_files(registrations: list[Registration], names_by_address: dict[str, str]) -> Iterator[tuple[str, str, str]]:
-    """(host name, absolute path, content) for every file put on a host."""
+    """(host name, absolute path, content) for every file put on a host, on its own or by a file set's step."""
     for reg in registrations:
         if reg.type != "command:remote:Command":
             continue
         inputs = reg.plain_inputs
+        content = inputs.get("stdin", "")
         match = _PUT_FILE.match(str(inputs.get("create", "")))
-        if not match:
+        if match:
+            files = [(match.group(1), content)]
+        elif isinstance(content, str):
+            files = [(put.path, text) for put, text in bundled_files(content)]
+        else:
+            continue
+        if not files:
             continue
         address = connection_host(reg)
-        content = inputs.get("stdin", "")
-        if content in (SECRET, UNKNOWN):
-            content = f"{content} (content withheld by the offline plan)\n"
-        yield names_by_address.get(address, address), match.group(1), content
+        host = names_by_address.get(address, address)
+        for path, text in files:
+            if text in (SECRET, UNKNOWN):
+                text = f"{text} (content withheld by the offline plan)\n"
+            yield host, path, text
 
 
 def connection_host(reg: Registration) -> str:

@@ -24,6 +24,7 @@ from .shapes import (
     UNKNOWN,
     Deferred,
     RemoteStep,
+    bundled_files,
     get,
     hosts,
     parse_file_put,
@@ -192,8 +193,18 @@ def _setting_policy(
                 report_violation(f"this step sets {env_key}={env[env_key]}; set {env_key}={required}.", None)
             return
         put = parse_file_put(create)
-        if put is not None and put.path == file_path:
-            content = get(args.props, "stdin")
+        if put is not None:  # a file put on its own: only its content can be unknown
+            files = [(put, get(args.props, "stdin"))] if put.path == file_path else []
+        elif env is not None:  # a script run: a file set's step writes its files from a known stdin
+            try:
+                stdin = get(args.props, "stdin")
+            except UnknownValueError:
+                return
+            bundled = bundled_files(stdin) if isinstance(stdin, str) else ()
+            files = [(f, text) for f, text in bundled if f.path == file_path]
+        else:
+            return
+        for _, content in files:
             match = file_re.search(content) if isinstance(content, str) else None
             if match and match.group(1).lower() != required:
                 report_violation(f"{file_path} sets {file_key}={match.group(1)}; set {file_key}={required}.", None)

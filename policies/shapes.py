@@ -2,8 +2,8 @@
 
 Every policy module reads resources through these helpers so that the contract
 (type tokens, the `sudo install ... /dev/stdin <path>` file put, the
-`sudo env KEY=VALUE bash -s` script run, the `seoul:hosts:Host` component) is
-written down once.
+`sudo env KEY=VALUE bash -s` script run and the files a file set's script writes, the
+`seoul:hosts:Host` component) is written down once.
 
 Unknown values: resource properties reach policies wrapped in pulumi_policy's
 unknown-checking proxy, which raises `UnknownValueError` when a value that is
@@ -159,6 +159,30 @@ def parse_file_put(create: str) -> FilePut | None:
     return None
 
 
+# A file in a file set's script (render/files.py `bundled_file`): its header line, then a
+# quoted here-document ending at a line that is exactly its delimiter.
+_BUNDLED_FILE = re.compile(r"^seoul_put_file ([0-7]{4}) ([0-9]+) (\S+) <<'(SEOUL_FILE_[0-9a-f]{16})'\n", re.M)
+
+
+@functools.cache  # bounded by the distinct file set scripts of one preview
+def bundled_files(stdin: str) -> tuple[tuple[FilePut, str], ...]:
+    """(FilePut, content) for every file a file set's script writes, in order; () for any
+    other stdin. Content is the here-document cut to the header's byte count."""
+    found: list[tuple[FilePut, str]] = []
+    pos = 0
+    while match := _BUNDLED_FILE.search(stdin, pos):
+        mode, size, path, delimiter = match.groups()
+        end = stdin.find(f"\n{delimiter}\n", match.end() - 1)
+        if end < 0:
+            break
+        body = stdin[match.end():end + 1]
+        words = _words(path)
+        found.append((FilePut(mode=mode, path=words[0] if words else path),
+                      body.encode()[:int(size)].decode(errors="replace")))
+        pos = end + len(delimiter) + 2
+    return tuple(found)
+
+
 def parse_script_env(create: str) -> dict[str, str] | None:
     """`sudo env K=V K2='v 2' bash -s` -> {"K": "V", "K2": "v 2"}; None for other commands."""
     words = _words(create)
@@ -178,7 +202,12 @@ def parse_script_env(create: str) -> dict[str, str] | None:
 
 @dataclass
 class RemoteStep:
-    """A `command:remote:Command` read leniently (values may be UNKNOWN)."""
+    """A `command:remote:Command` read leniently (values may be UNKNOWN).
+
+    A file set's step also yields one RemoteStep per file it writes, with the step's URN,
+    name and host, `file` set, `env` None and `stdin` the file's content: rules read a
+    file the same way whether it is put on its own or in a set.
+    """
 
     urn: str
     name: str
@@ -209,6 +238,10 @@ def remote_steps(resources: Iterable[PolicyResource], deferred: Deferred) -> lis
         stdin = local.get(res.props, "stdin") if file_put or env is not None else None
         host = local.get(res.props, "connection", "host")
         deferred.errors.extend(local.errors)
+        if env is not None and isinstance(stdin, str):  # a file set's step: each file it writes
+            steps += [RemoteStep(urn=res.urn, name=res.name, parent=res.opts.parent, host=host, create=create,
+                                 file=put, env=None, stdin=content, resource=res, errors=local.errors)
+                      for put, content in bundled_files(stdin)]
         steps.append(
             RemoteStep(
                 urn=res.urn,

@@ -25,6 +25,7 @@ absent from the working tree, invalid config on either side).
 
 import argparse
 import json
+import re
 import subprocess
 import sys
 import tempfile
@@ -32,6 +33,8 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from policies.shapes import bundled_files
+from render.files import HostFile, bundled_file
 from review.plans import CLUSTER_WIDE, REPO, by_urn, component_of, host_names, host_of, load, run_plan
 
 EXIT_SAME, EXIT_CHANGES, EXIT_ERROR = 0, 1, 2
@@ -51,6 +54,8 @@ REPLACE_ON_CHANGES: dict[str, frozenset[str]] = {
     "command:remote:CopyToRemote": frozenset({"triggers"}),
 }
 SHOWN_VALUE_CHARS = 60
+SCRIPT = "<script>"  # in a step's `files`: the rest of a file set's stdin changed
+_MANIFEST_LINE = re.compile(r"^seoul_file_set .*\n", re.M)
 
 
 class DiffError(Exception):
@@ -85,12 +90,40 @@ def lookup(value: Any, path: str) -> Any:
     return value
 
 
+def file_changes(old_stdin: Any, new_stdin: Any) -> dict[str, str]:
+    """{path: "added" | "changed" | "removed"} between the files two versions of a file set's
+    step write (`policies.shapes.bundled_files`), plus {"<script>": "changed"} when the rest
+    of the step (the shell that writes them, the apply script) changed too; {} when neither
+    stdin holds files."""
+    def files(stdin: Any) -> dict[str, tuple[str, str]]:
+        return {put.path: (put.mode, text) for put, text in bundled_files(stdin)} if isinstance(stdin, str) else {}
+    old, new = files(old_stdin), files(new_stdin)
+    changes = {path: "removed" for path in old.keys() - new.keys()}
+    changes |= {path: "added" for path in new.keys() - old.keys()}
+    changes |= {path: "changed" for path in old.keys() & new.keys() if old[path] != new[path]}
+    if (old or new) and _script_of(old_stdin, old) != _script_of(new_stdin, new):
+        changes[SCRIPT] = "changed"
+    return dict(sorted(changes.items()))
+
+
+def _script_of(stdin: Any, found: dict[str, tuple[str, str]]) -> str:
+    # The stdin without its files and the manifest line (which lists them): the writer,
+    # render.files.bundled_file, gives back each file's exact block.
+    text = str(stdin)
+    for path, (mode, content) in found.items():
+        text = text.replace(bundled_file(HostFile("", path, content, mode)), "", 1)
+    return _MANIFEST_LINE.sub("", text)
+
+
 def compare(base: dict[str, Any] | None, head: dict[str, Any]) -> list[dict[str, Any]]:
     """The steps from `base` to `head` (plan.json documents; base None: the stack is new).
 
     Each step: {"op", "urn", "type", "name", "host", "component", "keys", "replaceKeys",
-    "values": {path: {"old", "new"}}, "stateOnly"} with op in OPS; unchanged resources are
-    left out. `stateOnly` is true for a delete of a `retainOnDelete` resource.
+    "values": {path: {"old", "new"}}, "files": {path: change}, "stateOnly"} with op in OPS;
+    unchanged resources are left out. `files`: the files a file set's step writes that its
+    change adds, changes (content or mode) or removes, and "<script>" when its script
+    changed too (`file_changes`). `stateOnly` is true for a delete of a `retainOnDelete`
+    resource.
     Values of secret inputs never appear: a path with `[secret]` on either side shows both
     sides as `[secret]`.
     """
@@ -111,6 +144,7 @@ def compare(base: dict[str, Any] | None, head: dict[str, Any]) -> list[dict[str,
             "keys": [],
             "replaceKeys": [],
             "values": {},
+            "files": {},
             "stateOnly": False,
         }
         if before is None:
@@ -127,6 +161,8 @@ def compare(base: dict[str, Any] | None, head: dict[str, Any]) -> list[dict[str,
             step["replaceKeys"] = [k for k in keys if k.split(".")[0] in replace_on]
             step["op"] = "replace" if step["replaceKeys"] else "update"
             step["values"] = {k: _values(before["inputs"], after["inputs"], k) for k in keys}
+            if "stdin" in keys:
+                step["files"] = file_changes(before["inputs"].get("stdin"), after["inputs"].get("stdin"))
         steps.append(step)
     return steps
 
@@ -180,7 +216,9 @@ def _detail(step: dict[str, Any]) -> str:
     for key in step["keys"]:
         value = step["values"].get(key, {})
         mark = " (replaces)" if key in step["replaceKeys"] else ""
-        if value.get("old") is not None or value.get("new") is not None:
+        if key == "stdin" and step.get("files"):
+            parts.append("stdin: " + ", ".join(f"{path} {change}" for path, change in step["files"].items()))
+        elif value.get("old") is not None or value.get("new") is not None:
             parts.append(f"{key}: {json.dumps(value['old'])} => {json.dumps(value['new'])}{mark}")
         else:
             parts.append(f"{key}{mark}")

@@ -5,6 +5,9 @@ import json
 import pytest
 
 from offline.wire import plain
+from policies.shapes import bundled_files
+from render import backup
+from render.files import unit_path
 from tests.planning import registrations
 from tests.stacks import altered_stack
 from tests.tools import REPO
@@ -151,10 +154,15 @@ def test_writer_keys_are_secret_and_reach_hosts_only_on_stdin(prod_regs):
 
 
 def test_etcd_members_ship_their_snapshots_hourly_and_the_ceph_bootstrap_host_its_images(prod_regs):
-    names = {r.name for r in prod_regs}
+    names = {r.name: r for r in prod_regs}
+
+    def writes(name: str) -> set[str]:
+        return {put.path for put, _ in bundled_files(plain(names[name].inputs)["stdin"])}
     for member in ("etcd-1", "etcd-2", "etcd-3"):
-        assert {f"{member}-backup-etcd-install", f"{member}-backup-etcd-timer", f"{member}-backup-etcd-timers"} <= names
-    assert {"osd-1-backup-ceph-install", "osd-1-backup-ceph-timer", "osd-1-backup-ceph-timers"} <= names
+        assert f"{member}-backup-etcd-install" in names
+        assert unit_path(backup.ETCD_TIMER) in writes(f"{member}-backup-etcd-timers")
+    assert "osd-1-backup-ceph-install" in names
+    assert unit_path(backup.CEPH_TIMER) in writes("osd-1-backup-ceph-timers")
     commands = [r.name for r in prod_regs if r.type == "command:remote:Command"]
     assert [n for n in commands if "backup-ceph" in n and not n.startswith("osd-1-")] == []
 

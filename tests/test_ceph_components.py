@@ -22,6 +22,7 @@ from components.csi import CephCsi, cephfs_values, rbd_values
 from components.hosts import Host
 from model import PROJECT, StackConfig, ceph
 from offline.engine import RecordingMonitor
+from policies.shapes import bundled_files
 from render import ceph as render_ceph
 from tests.test_k8s_components import Request, env_of, load
 from tests.tools import require_shared
@@ -129,7 +130,9 @@ def test_hosts_are_added_with_labels_and_mon_mgr_by_label(prod, prod_cfg):
     assert sum("mgr" in v for v in labels.values()) == 2
     assert all("osd" in v for v in labels.values())
     assert "_admin" in labels["osd-1"]
-    mon = yaml.safe_load(named(prod, "osd-1-ceph-mon-spec-file").plain("stdin"))
+    [(put, text)] = bundled_files(named(prod, "osd-1-ceph-mon-spec").plain("stdin"))
+    assert put.path == render_ceph.spec_path("mon")
+    mon = yaml.safe_load(text)
     assert mon == {"service_type": "mon", "placement": {"label": "mon"}}
     assert ceph.mon_count(3) == 3 and ceph.mon_count(4) == 3 and ceph.mon_count(5) == 5
 

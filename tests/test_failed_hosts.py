@@ -14,6 +14,8 @@ from model import ConfigError, load_config
 from offline.artifacts import connection_host
 from offline.stackfile import stack_from_config
 from offline.wire import plain
+from policies.shapes import bundled_files
+from render.apivip import HAPROXY_CFG
 from tests.planning import registrations
 from tests.stacks import altered_stack, key, stack_config
 
@@ -146,11 +148,12 @@ def test_a_failed_control_plane_and_ingress_host_leave_the_vip_and_the_pool(tmp_
     by_name = {r.name: r for r in regs}
     assert connection_host(by_name["cp-3-node-gone"]) == "10.0.1.21"
     assert connection_host(by_name["ingress-3-node-gone"]) == "10.0.1.21"
-    haproxy = plain(by_name["cp-1-haproxy-cfg"].inputs)["stdin"]
+    files = {put.path: text for put, text in bundled_files(plain(by_name["cp-1-apivip-start"].inputs)["stdin"])}
+    haproxy = files[HAPROXY_CFG]
     assert "10.0.1.22:6443" in haproxy and "10.0.1.23" not in haproxy
     pool_members = [plain(r.inputs) for r in regs if r.type == "f5bigip:ltm/poolAttachment:PoolAttachment"]
     assert pool_members and not [m for m in pool_members if "10.0.1.13" in json.dumps(m)]
-    assert by_name["cp-3-haproxy-cfg"].retain_on_delete and by_name["cp-3-kubeadm-join"].retain_on_delete
+    assert by_name["cp-3-apivip-start"].retain_on_delete and by_name["cp-3-kubeadm-join"].retain_on_delete
 
 
 def test_a_failed_storage_host_is_purged_from_the_bootstrap_host(tmp_path):

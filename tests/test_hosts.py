@@ -12,6 +12,8 @@ from model import SECRET_PLACEHOLDER, load_config
 from offline.engine import PreviewMocks, run_program
 from offline.stackfile import read_stack_file
 from offline.wire import is_secret, plain
+from policies.shapes import bundled_files
+from render import hosts
 from tests.planning import inputs_by_urn, registrations
 from tests.stacks import altered_stack, key, stack_config
 from tests.tools import REPO
@@ -35,6 +37,11 @@ def env_of(create: str) -> dict[str, str]:
 def step(regs, host: str, suffix: str) -> dict:
     [reg] = [r for r in commands_of(regs, host) if r.name == f"{host}-{suffix}"]
     return plain(reg.inputs)
+
+
+def paths_of(regs, host: str, suffix: str) -> set[str]:
+    """The files a file set's step writes on `host`."""
+    return {put.path for put, _ in bundled_files(step(regs, host, suffix)["stdin"])}
 
 
 def test_one_component_per_host_with_its_inventory_facts(prod):
@@ -78,17 +85,15 @@ def test_kubernetes_packages_only_on_kubelet_hosts(prod):
     assert step(prod, "osd-1", "packages")["create"] == "sudo bash -s"
 
 
-def test_apply_steps_wait_for_their_file_and_files_for_packages(prod):
+def test_apply_steps_write_their_files_after_packages(prod):
     urns = {r.name: r.urn for r in prod}
     deps = {r.name: r.dependencies for r in prod}
-    assert deps["cp-1-sshd-apply"] == [urns["cp-1-sshd-file"]]
-    assert deps["cp-1-sshd-file"] == [urns["cp-1-packages"]]
-    assert set(deps["cp-1-kernel-apply"]) == {
-        urns["cp-1-sysctl-hardening-file"], urns["cp-1-modprobe-cis-file"], urns["cp-1-sysctl-kubernetes-file"],
-        urns["cp-1-modules-file"],
-    }
-    assert set(deps["osd-1-kernel-apply"]) == {urns["osd-1-sysctl-hardening-file"], urns["osd-1-modprobe-cis-file"]}
-    assert set(deps["osd-1-audit-apply"]) == {urns["osd-1-auditd-conf-file"], urns["osd-1-audit-file"]}
+    assert deps["cp-1-sshd-apply"] == [urns["cp-1-packages"]]
+    assert paths_of(prod, "cp-1", "sshd-apply") == {hosts.SSHD_DROPIN}
+    assert paths_of(prod, "cp-1", "kernel-apply") == {
+        hosts.SYSCTL_HARDENING, hosts.MODPROBE_CIS, hosts.SYSCTL_KUBERNETES, hosts.MODULES_KUBERNETES}
+    assert paths_of(prod, "osd-1", "kernel-apply") == {hosts.SYSCTL_HARDENING, hosts.MODPROBE_CIS}
+    assert paths_of(prod, "osd-1", "audit-apply") == {hosts.AUDITD_CONF, hosts.AUDIT_RULES}
 
 
 def test_apply_steps_remove_the_paths_of_earlier_releases(prod):
@@ -112,9 +117,10 @@ def test_level_2_changes_only_audit_kernel_and_the_host_facts(tmp_path, prod):
     added = {urn.rsplit("::", 1)[1] for urn in set(after) - set(before)}
     changed = {urn.rsplit("::", 1)[1] for urn in set(before) & set(after) if before[urn] != after[urn]}
     names = [h["name"] for h in stack_config("seoul-prod")[key("hosts")]]
-    assert added == {f"{n}-audit-immutable-file" for n in names}
-    suffixes = {"auditd-conf-file", "audit-file", "audit-apply", "modprobe-cis-file", "kernel-apply"}
-    assert changed == set(names) | {f"{n}-{s}" for n in names for s in suffixes}
+    assert added == set()
+    assert changed == set(names) | {f"{n}-{s}" for n in names for s in ("audit-apply", "kernel-apply")}
+    leveled = registrations(altered_stack(tmp_path, "seoul-prod", level_2, name="seoul-prod"))
+    assert paths_of(leveled, "osd-1", "audit-apply") == {hosts.AUDITD_CONF, hosts.AUDIT_RULES, hosts.AUDIT_IMMUTABLE}
     assert {r.name: plain(r.inputs)["cisLevel"] for r in registrations(
         altered_stack(tmp_path, "seoul-prod", level_2, name="seoul-prod")) if r.type == "seoul:hosts:Host"}["cp-1"] == 2
 
@@ -140,7 +146,7 @@ def test_apply_reruns_when_its_file_changes(tmp_path):
     assert set(before) == set(after)
     changed = {urn.rsplit("::", 1)[1] for urn in before if before[urn] != after[urn]}
     names = [h["name"] for h in stack_config("seoul-stage")[key("hosts")]]
-    assert changed == {f"{name}-sshd-{step}" for name in names for step in ("file", "apply")}
+    assert changed == {f"{name}-sshd-apply" for name in names}
 
 
 def test_selinux_mode_comes_from_config(tmp_path):

@@ -5,6 +5,7 @@ import re
 import pytest
 
 from offline.stackfile import read_stack_file
+from render.files import file_delimiter
 from tests.planning import run_plan
 from tests.stacks import altered_stack, key, stack_config, write_stack
 from tests.tools import REPO
@@ -51,8 +52,10 @@ def test_every_host_gets_its_hardening_files(planned):
 def test_artifacts_are_byte_for_byte_what_is_sent(planned):
     _, run = planned
     plan = run.json("plan.json")
-    sent = next(r["inputs"]["stdin"] for r in plan["resources"] if r["name"] == "cp-1-chrony-file")
-    assert (run.out / "artifacts/hosts/cp-1/etc/chrony.conf").read_text() == sent
+    sent = next(r["inputs"]["stdin"] for r in plan["resources"] if r["name"] == "cp-1-chrony-apply")
+    artifact = (run.out / "artifacts/hosts/cp-1/etc/chrony.conf").read_text()
+    delimiter = file_delimiter(artifact)  # the here-document that writes it (render/files.py)
+    assert f" /etc/chrony.conf <<'{delimiter}'\n{artifact}{delimiter}\n" in sent
 
 
 @pytest.mark.parametrize(

@@ -14,8 +14,10 @@ import pytest
 
 from offline.policy import analyze
 from policies.pack import POLICIES
+from render.files import FileSet, HostFile, ScriptRun, file_set_script
 from tests.policy_fixtures import (
     FORTIOS_POLICY,
+    HARDENED_SSHD,
     PROD_CONFIG,
     PROJECT,
     STACK,
@@ -522,6 +524,8 @@ def statefulset_with_pdb_only(c: Cluster) -> None:
     )
 
 
+ROOT_LOGIN_ALLOWED = HARDENED_SSHD.replace("PermitRootLogin no", "PermitRootLogin yes")
+
 VARIANTS: list[tuple[str, Mutation, str, str]] = [
     (
         "host-without-firewalld",
@@ -536,6 +540,21 @@ VARIANTS: list[tuple[str, Mutation, str, str]] = [
         ),
         "hosts-selinux-enforcing",
         "SELINUX=disabled",
+    ),
+    (
+        "selinux-config-in-a-file-set",
+        lambda c: add_host_step(c, "cp-1", "selinux-apply", script_run(FINGERPRINT="x"), file_set_stdin(
+            "/etc/selinux/config", "SELINUX=disabled\nSELINUXTYPE=targeted\n")),
+        "hosts-selinux-enforcing",
+        "SELINUX=disabled",
+    ),
+    (
+        "sshd-root-login-in-a-file-set",
+        chain(lambda c: c.remove(host_step(c, "cp-1", "sshd")),
+              lambda c: add_host_step(c, "cp-1", "sshd-apply", script_run(FINGERPRINT="x"), file_set_stdin(
+                  "/etc/ssh/sshd_config.d/50-hardening.conf", ROOT_LOGIN_ALLOWED))),
+        "hosts-ssh-root-login-off",
+        "makes the effective setting 'PermitRootLogin yes'",
     ),
     (
         "firewalld-conf",
@@ -615,6 +634,11 @@ VARIANTS: list[tuple[str, Mutation, str, str]] = [
     ),
     ("statefulset-without-hpa", statefulset_with_pdb_only, "k8s-workload-hpa", "StatefulSet ledger-db has no HPA"),
 ]
+
+
+def file_set_stdin(path: str, content: str) -> str:
+    """The stdin of a file set's step (render/files.py) that writes `content` to `path`."""
+    return file_set_script(FileSet((HostFile("f", path, content),), ScriptRun("apply", "restart-service.sh")))
 
 
 @pytest.mark.parametrize(("label", "mutation", "policy", "fragment"), VARIANTS, ids=[v[0] for v in VARIANTS])

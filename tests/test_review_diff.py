@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from render.files import FileSet, HostFile, ScriptRun, file_set_script
 from review.diff import REPLACE_ON_CHANGES, changed_paths, compare, render, summary
 from tests.tools import REPO, require_shared
 
@@ -76,6 +77,27 @@ def test_secret_values_never_appear():
     assert step["values"]["stdin"] == {"old": "[secret]", "new": "[secret]"}
 
 
+def test_a_file_set_step_names_the_files_its_change_touches(tmp_path):
+    def step(*files: HostFile) -> dict:
+        file_set = FileSet(files, ScriptRun("chrony-apply", "restart-service.sh", {"SERVICE": "chronyd"}))
+        return resource("cp-1-chrony-apply", create="sudo env SERVICE=chronyd bash -s", stdin=file_set_script(file_set))
+    conf, keys = HostFile("c", "/etc/chrony.conf", "pool a\n"), HostFile("k", "/etc/chrony.keys", "1 x\n")
+    base = plan(step(conf, keys))
+    head = plan(step(HostFile("c", "/etc/chrony.conf", "pool b\n"), HostFile("d", "/etc/chrony.d/x.conf", "y\n")))
+    [changed] = compare(base, head)
+    assert changed["files"] == {"/etc/chrony.conf": "changed", "/etc/chrony.d/x.conf": "added",
+                                "/etc/chrony.keys": "removed"}
+    text = render({"stack": "s", "base": {"ref": "HEAD", "commit": "0" * 40}, "steps": [changed],
+                   "summary": summary([changed], head)})
+    assert "stdin: /etc/chrony.conf changed, /etc/chrony.d/x.conf added, /etc/chrony.keys removed" in text
+    assert compare(base, plan(step(conf, HostFile("k", "/etc/chrony.keys", "1 x\n", "0600"))))[0]["files"] == {
+        "/etc/chrony.keys": "changed"}
+    other_script = FileSet((conf, keys), ScriptRun("chrony-apply", "enable-units.sh", {"SERVICE": "chronyd"}))
+    changed_script = plan(resource("cp-1-chrony-apply", create="sudo env SERVICE=chronyd bash -s",
+                                   stdin=file_set_script(other_script)))
+    assert compare(base, changed_script)[0]["files"] == {"<script>": "changed"}
+
+
 def test_replace_on_changes_follows_the_provider_schema():
     """The table equals the `replaceOnChanges` inputs of the pinned pulumi-command schema."""
     schema = json.loads(require_shared("schemas/pulumi-providers/command-1.2.1.schema.json").read_text())
@@ -124,7 +146,9 @@ def test_adding_a_worker_creates_exactly_its_resources(clone):
     assert ops == {"create"}
     assert {s["host"] for s in document["steps"]} == {"worker-9"}
     assert all("worker-9" in s["name"] for s in document["steps"])
-    assert document["summary"]["create"] == len(document["steps"]) > 20
+    worker = [r for r in json.loads((clone / "build/seoul-stage/plan.json").read_text())["resources"]
+              if r["name"] == "worker-1" or r["name"].startswith("worker-1-")]
+    assert document["summary"]["create"] == len(document["steps"]) == len(worker) > 10
     assert "\nworker-9\n" in run.stdout and f"+ {len(document['steps'])} to create" in run.stdout
 
 

@@ -4,9 +4,10 @@ from collections.abc import Sequence
 
 import pulumi
 
-from components.remote import HostHandle, Target, child_opts, put_file, run
+from components.remote import HostHandle, Target, apply_file_set, child_opts, put_file, run
 from model.schema import HostSpec, StackConfig
 from render import kubeadm
+from render.files import FileSet, HostFile
 
 
 def join_node(
@@ -16,8 +17,12 @@ def join_node(
     handle: HostHandle,
     init_node: Target,
     after: Sequence[pulumi.Resource],
+    files: tuple[HostFile, ...] = (),
 ) -> tuple[pulumi.Resource, pulumi.Resource]:
     """Mint join material on `init_node`, hand it to the node, join, register; returns (join, registration).
+
+    `files`: what `kubeadm join` reads (a worker's kubeadm config), written by the join step
+    itself (a file set), so they cost no resource of their own.
 
     The registration step (`<node>-node`) is what drains the node when it leaves: anything
     that must go before the drain (the node's F5 pool member) depends on it.
@@ -38,6 +43,8 @@ def join_node(
         mode="0600",
         secret=True,
     )
-    joined = run(handle.target, kubeadm.join(cfg, node), child_opts(parent, [*after, secrets]))
+    join, join_after = kubeadm.join(cfg, node), [*after, secrets]
+    joined = (apply_file_set(parent, handle.target, FileSet(files, join), join_after) if files
+              else run(handle.target, join, child_opts(parent, join_after)))
     registered = run(init_node, kubeadm.node_registration(node), child_opts(parent, [joined]), on_behalf_of=node)
     return joined, registered

@@ -7,7 +7,7 @@ import pulumi
 from components.kubernetes.control_plane import ControlPlane
 from components.kubernetes.join import join_node
 from components.kubernetes.runtime import ContainerRuntime
-from components.remote import HostHandle, child_opts, put, run_for_failed
+from components.remote import HostHandle, child_opts, run_for_failed
 from model.schema import StackConfig
 from render import kubeadm
 
@@ -35,10 +35,10 @@ class WorkerPool(pulumi.ComponentResource):
         self.registered = {}
         for worker in cfg.as_built.workers:  # failed ones too: their resources stay, inert
             handle = hosts[worker.name]
-            config = put(handle.target, kubeadm.kubeadm_config(cfg, worker), child_opts(self, [handle.ready]))
-            after = [config, handle.ready, runtimes[worker.name].ready, control_plane.init]
+            after = [handle.ready, runtimes[worker.name].ready, control_plane.init]
             joined, self.registered[worker.name] = join_node(
-                self, cfg, worker, handle, control_plane.first_target, after)
+                self, cfg, worker, handle, control_plane.first_target, after,
+                files=(kubeadm.kubeadm_config(cfg, worker),))
             if worker.failed:
                 run_for_failed(control_plane.first_target, worker, kubeadm.node_gone(worker),
                                child_opts(self, [control_plane.init]))
