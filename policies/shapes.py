@@ -175,10 +175,8 @@ def bundled_files(stdin: str) -> tuple[tuple[FilePut, str], ...]:
         end = stdin.find(f"\n{delimiter}\n", match.end() - 1)
         if end < 0:
             break
-        body = stdin[match.end():end + 1]
-        words = _words(path)
-        found.append((FilePut(mode=mode, path=words[0] if words else path),
-                      body.encode()[:int(size)].decode(errors="replace")))
+        body = stdin[match.end():end + 1]  # the writer allows only paths that need no quoting
+        found.append((FilePut(mode=mode, path=path), body.encode()[:int(size)].decode(errors="replace")))
         pos = end + len(delimiter) + 2
     return tuple(found)
 
