@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Head of a file set's step (render/files.py file_set_script): writes the set's files,
-# records them, then runs the step's own script. All or nothing: if anything fails, every
-# file it wrote or removed (and its manifest) is put back as it was, so a failed step
-# leaves the host as the engine's state describes it. Generated lines, one shape each:
+# records them, then runs the step's own script. All or nothing for the files: if anything
+# fails (or stdin ends before the apply script), every file it wrote or removed (and its
+# manifest) is put back as it was, so the files match the engine's state, which keeps the
+# old inputs of a failed update. What the apply script itself changed (a restarted
+# service, a file it removed) is its own to undo. Generated lines, one shape each:
 #   seoul_put_file MODE BYTES PATH <<'SEOUL_FILE_<digest>'   (the file's content)
 #   seoul_file_set MANIFEST GENERATION PATH...
 #   seoul_apply <<'SEOUL_APPLY_<digest>'                     (the apply script)
@@ -20,15 +22,21 @@ seoul_backup() {
 }
 
 seoul_rollback() {
-  local status=$? index
+  local status=$? index restored=()
+  set +e # put back as much as possible, whatever fails on the way
   if [[ $applied != true ]]; then
+    ((status != 0)) || status=1 # stdin cut short: the apply script never ran
     for ((index = ${#touched[@]} - 1; index >= 0; index--)); do
       if [[ -e ${backup_dir}/${index} || -L ${backup_dir}/${index} ]]; then
-        cp -a -- "${backup_dir}/${index}" "${touched[index]}"
+        cp -a -- "${backup_dir}/${index}" "${touched[index]}" && restored+=("${touched[index]}")
       else
         rm -f -- "${touched[index]}"
       fi
     done
+    # The labels SELinux gives these paths, whatever the copies in the backup carried.
+    if ((${#restored[@]})) && command -v restorecon >/dev/null 2>&1; then
+      restorecon -F -- "${restored[@]}"
+    fi
     echo "file set not applied: ${#touched[@]} files put back as they were" >&2
   fi
   rm -rf -- "$backup_dir"

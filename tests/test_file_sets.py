@@ -54,11 +54,14 @@ def manifests(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def as_root(command: str, bin_dir: Path, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-    """`command` (a step's create or delete, without `sudo`) by bash as root."""
+    """`command` (a step's create or delete, without `sudo`) by bash as root; its backups
+    (mktemp) go to bin_dir's sibling `tmp`."""
     root = [] if os.geteuid() == 0 else [require_tool("unshare"), "--map-root-user"]
+    tmp = bin_dir.parent / "tmp"
+    tmp.mkdir(exist_ok=True)
     return subprocess.run([*root, require_tool("bash"), "-c", command.removeprefix("sudo ")], input=stdin,
                           capture_output=True, text=True, timeout=120,
-                          env={"PATH": f"{bin_dir}:{os.environ['PATH']}"})
+                          env={"PATH": f"{bin_dir}:{os.environ['PATH']}", "TMPDIR": str(tmp)})
 
 
 def run_step(file_set: FileSet, bin_dir: Path, ok: bool = True) -> subprocess.CompletedProcess[str]:
@@ -162,6 +165,29 @@ def test_a_failed_apply_puts_every_file_back(tmp_path, systemctl, manifests):
     assert "put back as they were" in proc.stderr
     assert on_host(tmp_path) == {"korean.txt": AWKWARD["korean.txt"], "crlf.txt": AWKWARD["crlf.txt"]}
     assert (manifests / "awkward-apply").read_text() == manifest
+
+
+def test_stdin_cut_short_fails_and_puts_the_files_back(tmp_path, systemctl, manifests):
+    bin_dir, log = systemctl
+    file_set = awkward_set(tmp_path, ["korean.txt"])
+    script = file_set_script(file_set)
+    cut = script[:script.index("seoul_apply <<")]
+    proc = as_root(script_command(dict(file_set.apply.env)), bin_dir, stdin=cut)
+    assert proc.returncode != 0 and "put back as they were" in proc.stderr
+    assert on_host(tmp_path) == {} and not (manifests / "awkward-apply").exists() and not log.exists()
+
+
+def test_rollback_goes_on_past_a_file_it_cannot_put_back(tmp_path, systemctl):
+    bin_dir, _ = systemctl
+    run_step(awkward_set(tmp_path, ["korean.txt", "crlf.txt"]), bin_dir)
+    fail_systemctl(bin_dir)
+    # A `cp` that cannot write crlf.txt back (a full or read-only disk, say).
+    (bin_dir / "cp").write_text('#!/bin/sh\ncase "$*" in *etc/crlf.txt) exit 1;; esac\nexec /bin/cp "$@"\n')
+    (bin_dir / "cp").chmod(0o755)
+    changed = {"korean.txt": "새 내용\n", "crlf.txt": "new\n"}
+    run_step(awkward_set(tmp_path, ["korean.txt", "crlf.txt"], content=changed), bin_dir, ok=False)
+    assert on_host(tmp_path) == {"korean.txt": AWKWARD["korean.txt"], "crlf.txt": "new\n"}
+    assert list((tmp_path / "tmp").iterdir()) == []  # the backup is gone either way
 
 
 def test_a_failed_first_run_leaves_nothing(tmp_path, systemctl, manifests):
