@@ -25,6 +25,7 @@ from .shapes import (
     Deferred,
     RemoteStep,
     bundled_files,
+    command_env,
     get,
     hosts,
     parse_file_put,
@@ -340,7 +341,7 @@ NON_SECRET_ENV_RE = re.compile(r"(?i)_(HASH|TTL|FILE|PATH|DIR|NAME|ID|USAGES|GRO
 def secret_findings(text: str, private_key: str | None = None) -> list[str]:
     """What secret-looking things a command string contains (empty when clean)."""
     found = [label for label, pattern in SECRET_PATTERNS if pattern.search(text)]
-    env = parse_script_env(text)
+    env = command_env(text)
     if env:
         found += [
             f"a secret-named variable {key}"

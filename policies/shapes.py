@@ -20,9 +20,10 @@ that otherwise lacks the setting makes the verdict unknown.
 from __future__ import annotations
 
 import functools
+import itertools
 import re
 import shlex
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -123,7 +124,7 @@ class Deferred:
 
 
 # --- remote commands ---------------------------------------------------------------
-_INSTALL_PREFIX = ["sudo", "install", "-D", "-m"]
+_INSTALL_PREFIX = ("sudo", "install", "-D", "-m")
 _ENV_KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
@@ -133,26 +134,55 @@ class FilePut:
     path: str
 
 
+def _shell_words(command: str) -> Iterator[str]:
+    """`shlex.split(command)`'s words, lexed only as far as they are read: a step's delete
+    carries its whole script after a few words, and shlex is pure Python. Raises ValueError
+    on unbalanced quotes in what is read."""
+    lexer = shlex.shlex(command, posix=True)
+    lexer.whitespace_split, lexer.commenters = True, ""  # exactly shlex.split's settings
+    return iter(lexer)
+
+
 @functools.cache  # bounded by the distinct command lines of one preview
-def _words(create: str) -> tuple[str, ...] | None:
-    """shlex words of a command line, None when unbalanced. Cached: every stack policy reads
-    every command again, and splitting was half of the policy run (shlex is pure Python)."""
+def _leading_words(command: str, count: int) -> tuple[str, ...] | None:
+    """The first `count` shell words of `command` (fewer when it has fewer); None when they are unbalanced."""
     try:
-        return tuple(shlex.split(create))
+        return tuple(itertools.islice(_shell_words(command), count))
     except ValueError:
         return None
 
 
+@functools.cache  # bounded by the distinct command lines of one preview; every stack policy reads them again
+def _sudo_env(command: str) -> tuple[tuple[tuple[str, str], ...], bool] | None:
+    """`sudo env K=V ... CMD ...` -> (((K, V), ...), whether CMD is exactly `bash -s`); None for
+    other commands or unbalanced quotes in what was read. A delete's `bash -c '<script>'` stops
+    the reading at `-c`."""
+    words = _shell_words(command)
+    env: list[tuple[str, str]] = []
+    try:
+        if next(words, None) != "sudo" or next(words, None) != "env":
+            return None
+        for word in words:
+            key, sep, val = word.partition("=")
+            if sep and _ENV_KEY_RE.match(key):
+                env.append((key, val))
+                continue
+            script_run = word == "bash" and next(words, None) == "-s" and next(words, None) is None
+            return tuple(env), script_run
+    except ValueError:
+        return None
+    return tuple(env), False
+
+
 def parse_file_put(create: str) -> FilePut | None:
     """`sudo install -D -m <mode> -o root -g root /dev/stdin <path>` -> FilePut."""
-    words = _words(create)
-    if words is None:
+    tokens = _leading_words(create, 12)  # one more than a put has: a twelfth word is not a put
+    if tokens is None:
         return None
-    tokens = list(words)
     if (
         len(tokens) == 11
         and tokens[:4] == _INSTALL_PREFIX
-        and tokens[5:10] == ["-o", "root", "-g", "root", "/dev/stdin"]
+        and tokens[5:10] == ("-o", "root", "-g", "root", "/dev/stdin")
         and tokens[10].startswith("/")
     ):
         return FilePut(mode=tokens[4], path=tokens[10])
@@ -183,19 +213,15 @@ def bundled_files(stdin: str) -> tuple[tuple[FilePut, str], ...]:
 
 def parse_script_env(create: str) -> dict[str, str] | None:
     """`sudo env K=V K2='v 2' bash -s` -> {"K": "V", "K2": "v 2"}; None for other commands."""
-    words = _words(create)
-    if words is None:
-        return None
-    tokens = list(words)
-    if len(tokens) < 4 or tokens[:2] != ["sudo", "env"] or tokens[-2:] != ["bash", "-s"]:
-        return None
-    env: dict[str, str] = {}
-    for token in tokens[2:-2]:
-        key, sep, val = token.partition("=")
-        if not sep or not _ENV_KEY_RE.match(key):
-            return None
-        env[key] = val
-    return env
+    found = _sudo_env(create)
+    return dict(found[0]) if found is not None and found[1] else None
+
+
+def command_env(command: str) -> dict[str, str] | None:
+    """The `K=V` words of any `sudo env K=V ... CMD ...` command: a script run, and a step's
+    delete (`... bash -c '<script>' ...`) too; None for other commands."""
+    found = _sudo_env(command)
+    return dict(found[0]) if found is not None else None
 
 
 @dataclass

@@ -14,6 +14,7 @@ import pytest
 
 from offline.policy import analyze
 from policies.pack import POLICIES
+from policies.shapes import FilePut, command_env, parse_file_put, parse_script_env
 from render.files import FileSet, HostFile, ScriptRun, file_set_script
 from tests.policy_fixtures import (
     FORTIOS_POLICY,
@@ -633,6 +634,13 @@ VARIANTS: list[tuple[str, Mutation, str, str]] = [
         "stable-1",
     ),
     ("statefulset-without-hpa", statefulset_with_pdb_only, "k8s-workload-hpa", "StatefulSet ledger-db has no HPA"),
+    (
+        "secret-variable-in-a-delete",  # a file set's delete: `sudo env K=V ... bash -c '<script>' ...`
+        lambda c: add_host_step(c, "cp-1", "db-apply", script_run(FINGERPRINT="x"), "echo ok\n").inputs.update(
+            delete="sudo env FINGERPRINT=x DB_PASSWORD=hunter2hunter2 bash -c 'rm -f \"$1\"' seoul /etc/x"),
+        "hosts-no-secrets-in-commands",
+        "'delete' contains a secret-named variable DB_PASSWORD",
+    ),
 ]
 
 
@@ -648,3 +656,33 @@ def test_non_compliant_variants(label: str, mutation: Mutation, policy: str, fra
     violations = run(c)
     assert {v["policy"] for v in violations} == {policy}, violations
     assert any(fragment in v["message"] for v in violations), violations
+
+
+# --- command readers (policies/shapes.py): shlex.split's words, read only as far as needed ------
+@pytest.mark.parametrize(("command", "script_env", "any_env"), [
+    ("sudo env A=1 B='x y' C= bash -s", {"A": "1", "B": "x y", "C": ""}, {"A": "1", "B": "x y", "C": ""}),
+    ("sudo env bash -s", {}, {}),
+    ("sudo env A=1 bash -s extra", None, {"A": "1"}),
+    ("sudo env A=1 nice bash -s", None, {"A": "1"}),
+    ("sudo env A=1 bash -s 'unbalanced", None, None),
+    ("sudo env A='unbalanced bash -s", None, None),
+    ("sudo env A=1 bash -c 'rm -f \"$1\"' seoul /etc/x", None, {"A": "1"}),
+    ("sudo env A=1 bash -c 'a script whose quote never closes", None, {"A": "1"}),  # never read past -c
+    ("sudo bash -s", None, None),
+    ("env A=1 bash -s", None, None),
+])
+def test_command_env_readers(command: str, script_env: dict | None, any_env: dict | None) -> None:
+    assert parse_script_env(command) == script_env
+    assert command_env(command) == any_env
+
+
+@pytest.mark.parametrize(("command", "put"), [
+    ("sudo install -D -m 0644 -o root -g root /dev/stdin /etc/x.conf", FilePut("0644", "/etc/x.conf")),
+    ("sudo install -D -m 0600 -o root -g root /dev/stdin '/etc/a b'", FilePut("0600", "/etc/a b")),
+    ("sudo install -D -m 0644 -o root -g root /dev/stdin /etc/x.conf /etc/y", None),
+    ("sudo install -D -m 0644 -o root -g root /dev/stdin /etc/x 'unbalanced", None),
+    ("sudo install -D -m 0644 -o root -g root /dev/stdin relative", None),
+    ("sudo install -D -m 0644 -o deploy -g root /dev/stdin /etc/x.conf", None),
+])
+def test_file_put_reader(command: str, put: FilePut | None) -> None:
+    assert parse_file_put(command) == put
