@@ -20,7 +20,6 @@ that otherwise lacks the setting makes the verdict unknown.
 from __future__ import annotations
 
 import functools
-import itertools
 import re
 import shlex
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -124,7 +123,8 @@ class Deferred:
 
 
 # --- remote commands ---------------------------------------------------------------
-_INSTALL_PREFIX = ("sudo", "install", "-D", "-m")
+# A file put's words; None where any word goes (the mode, the path).
+_FILE_PUT_WORDS = ("sudo", "install", "-D", "-m", None, "-o", "root", "-g", "root", "/dev/stdin", None)
 _ENV_KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
@@ -141,15 +141,6 @@ def _shell_words(command: str) -> Iterator[str]:
     lexer = shlex.shlex(command, posix=True)
     lexer.whitespace_split, lexer.commenters = True, ""  # exactly shlex.split's settings
     return iter(lexer)
-
-
-@functools.cache  # bounded by the distinct command lines of one preview
-def _leading_words(command: str, count: int) -> tuple[str, ...] | None:
-    """The first `count` shell words of `command` (fewer when it has fewer); None when they are unbalanced."""
-    try:
-        return tuple(itertools.islice(_shell_words(command), count))
-    except ValueError:
-        return None
 
 
 @functools.cache  # bounded by the distinct command lines of one preview; every stack policy reads them again
@@ -174,19 +165,23 @@ def _sudo_env(command: str) -> tuple[tuple[tuple[str, str], ...], bool] | None:
     return tuple(env), False
 
 
+@functools.cache  # bounded by the distinct command lines of one preview
 def parse_file_put(create: str) -> FilePut | None:
-    """`sudo install -D -m <mode> -o root -g root /dev/stdin <path>` -> FilePut."""
-    tokens = _leading_words(create, 12)  # one more than a put has: a twelfth word is not a put
-    if tokens is None:
+    """`sudo install -D -m <mode> -o root -g root /dev/stdin <path>` -> FilePut; None for other
+    commands (read only up to the first word that differs)."""
+    words = _shell_words(create)
+    found: list[str] = []
+    try:
+        for expected in _FILE_PUT_WORDS:
+            word = next(words, None)
+            if word is None or (expected is not None and word != expected):
+                return None
+            found.append(word)
+        if next(words, None) is not None or not found[10].startswith("/"):
+            return None
+    except ValueError:
         return None
-    if (
-        len(tokens) == 11
-        and tokens[:4] == _INSTALL_PREFIX
-        and tokens[5:10] == ("-o", "root", "-g", "root", "/dev/stdin")
-        and tokens[10].startswith("/")
-    ):
-        return FilePut(mode=tokens[4], path=tokens[10])
-    return None
+    return FilePut(mode=found[4], path=found[10])
 
 
 # A file in a file set's script (render/files.py `bundled_file`): its header line, then a
