@@ -53,7 +53,7 @@ test: $(STAMP)
 drill: $(STAMP) test-tools
 	$(PY) -m drill
 
-RUNS ?= 3
+RUNS ?= 5
 bench: $(STAMP)
 	$(PY) -m bench.plan_scale --runs $(RUNS)
 

@@ -144,6 +144,30 @@ def test_engine_view_reduces_references_and_output_values() -> None:
     }
 
 
+_SIG, _REF, _OUT, _SECRET = (
+    "4dabf18193072939515e22adb298388d", "5cf8f73096256a8f31e491e813e4eb8e",
+    "d0e6a833031e9bbcd3f4e8bde6ca49a4", "1b47061264138c4ac30d75fd1eb44270",
+)
+
+
+@pytest.mark.parametrize(("inputs", "view"), [
+    # each rewrite alone (the view skips the dict round trip only when there is none)
+    ({"a": "x", "r": {_SIG: _REF, "urn": "urn:pulumi:s::p::t::n", "id": "i-1"}}, {"a": "x", "r": "i-1"}),
+    ({"a": "x", "o": {_SIG: _OUT, "value": 8080}}, {"a": "x", "o": 8080}),
+    ({"a": "x", "m": {"__defaults": [], "k": "v"}}, {"a": "x", "m": {"k": "v"}}),
+    # nothing to rewrite: secrets, unknowns, numbers and nesting come back as they are
+    ({"s": {_SIG: _SECRET, "value": {"host": "10.0.1.11"}}, "u": UNKNOWN, "n": [1.5, 2, {"deep": True}]},
+     {"s": {_SIG: _SECRET, "value": {"host": "10.0.1.11"}}, "u": UNKNOWN, "n": [1.5, 2, {"deep": True}]}),
+    ({"text": "a value with __ inside"}, {"text": "a value with __ inside"}),
+])
+def test_engine_view_rewrites_only_what_the_engine_does(inputs: dict, view: dict) -> None:
+    from offline.policy_marshal import engine_view
+
+    raw = struct_pb2.Struct()
+    raw.update(inputs)
+    assert json_format.MessageToDict(engine_view(raw)) == view
+
+
 def test_references_in_recorded_inputs_reach_the_policies() -> None:
     from tests.policy_fixtures import compliant_cluster
 
