@@ -92,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
 def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench.plan_scale", description=__doc__.split("\n")[0])
     parser.add_argument("--runs", type=int, default=5, help="runs per variant; the best counts (default 5)")
-    parser.add_argument("--quick", action="store_true", help="skip prod +1000 workers")
+    parser.add_argument("--quick", action="store_true", help="skip prod +1000 workers (its plan and its floor)")
     return parser.parse_args(argv)
 
 

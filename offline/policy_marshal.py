@@ -28,7 +28,8 @@ def engine_view(struct: struct_pb2.Struct) -> struct_pb2.Struct:
     secret-wrapped when secret) and `__`-prefixed internal keys are dropped.
     """
     view = struct_pb2.Struct()
-    if not any(marker in struct.SerializeToString() for marker in _REWRITTEN):
+    wire = struct.SerializeToString()
+    if not any(marker in wire for marker in _REWRITTEN):
         view.CopyFrom(struct)  # nothing to rewrite (561 of seoul-prod's 563): skip the round trip through dicts
         return view
     view.update(_engine_value(json_format.MessageToDict(struct)))
