@@ -20,8 +20,8 @@ HELM_RELEASE_TYPE = "kubernetes:helm.sh/v3:Release"
 
 # libyaml's emitter (in PyYAML's wheels): a few times faster than the pure-Python one, and
 # the plan writes hundreds of objects. It folds long quoted strings at other points; the
-# YAML reads back the same.
-_DUMPER = yaml.CSafeDumper
+# YAML reads back the same (so does a PyYAML built without libyaml, with the fallback).
+_DUMPER = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 
 # The one shape of a file put (components/remote.py: install_command).
 _PUT_FILE = re.compile(r"^sudo install -D -m [0-7]{4} -o root -g root /dev/stdin (/\S+)$")
