@@ -14,6 +14,7 @@ from pulumi.runtime.proto import resource_pb2
 
 from offline.policy import analyze, is_preview_unknown
 from offline.registry import Registration
+from offline.wire import OUTPUT_VALUE_SIG, RESOURCE_SIG, SECRET_SIG, SIG_KEY
 from tests.policy_fixtures import (
     PROD_CONFIG,
     PROJECT,
@@ -144,10 +145,8 @@ def test_engine_view_reduces_references_and_output_values() -> None:
     }
 
 
-_SIG, _REF, _OUT, _SECRET = (
-    "4dabf18193072939515e22adb298388d", "5cf8f73096256a8f31e491e813e4eb8e",
-    "d0e6a833031e9bbcd3f4e8bde6ca49a4", "1b47061264138c4ac30d75fd1eb44270",
-)
+# The SDK's signatures, as offline.wire names them.
+_SIG, _REF, _OUT, _SECRET = SIG_KEY, RESOURCE_SIG, OUTPUT_VALUE_SIG, SECRET_SIG
 
 
 @pytest.mark.parametrize(("inputs", "view"), [
