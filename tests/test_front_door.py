@@ -208,6 +208,7 @@ def test_a_failed_plan_removes_the_earlier_plan(tmp_path):
     report.write(out, REPO / "Pulumi.seoul-stage.yaml")  # as `make plan` does: the report is part of the plan
     again = run_plan(REPO / "Pulumi.seoul-stage.yaml", out)  # as `make diff` does, into the same folder
     assert again.returncode == 0, again.stderr
+    assert [p.name for p in tmp_path.iterdir()] == ["out"]  # the earlier plan, moved aside, is deleted too
     report.write(out, REPO / "Pulumi.seoul-stage.yaml")
     bad = run_plan(altered_stack(tmp_path, "seoul-stage", lambda c: c.update({key("environment"): "qa"})), out)
     assert bad.returncode == 2
