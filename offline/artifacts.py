@@ -10,10 +10,9 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from google.protobuf import json_format
 
 from offline.registry import Registration
-from offline.wire import SECRET, UNKNOWN, is_secret
+from offline.wire import SECRET, SECRET_SIG, SIG_KEY, UNKNOWN
 from policies.shapes import bundled_files
 
 HELM_RELEASE_TYPE = "kubernetes:helm.sh/v3:Release"
@@ -53,12 +52,14 @@ def host_files(registrations: list[Registration], names_by_address: dict[str, st
 
 def connection_host(reg: Registration) -> str:
     """The address a `command:remote:Command` connects to ("" when it has none)."""
-    # The SDK lifts the private key's secrecy to the whole `connection` object;
-    # only the host address is read from inside it.
-    connection = json_format.MessageToDict(reg.inputs).get("connection", {})
-    if is_secret(connection):
-        connection = connection.get("value", {})
-    return str(connection.get("host", ""))
+    # The SDK lifts the private key's secrecy to the whole `connection` object; only the host
+    # address is read from inside it, straight from the Struct (converting all the inputs for
+    # it took a fifth of the artifacts' time). `in` first: indexing a missing key would add it.
+    fields = reg.inputs.fields
+    connection = fields["connection"].struct_value.fields if "connection" in fields else {}
+    if SIG_KEY in connection and connection[SIG_KEY].string_value == SECRET_SIG:
+        connection = connection["value"].struct_value.fields if "value" in connection else {}
+    return connection["host"].string_value if "host" in connection else ""
 
 
 def kubernetes_objects(registrations: list[Registration]) -> Iterator[tuple[str, dict[str, Any]]]:
@@ -120,15 +121,23 @@ def _integers(value: Any) -> Any:
 
 
 def write(out: Path, registrations: list[Registration], names_by_address: dict[str, str]) -> int:
-    """Write artifacts under `out`; return how many files were written."""
-    made: set[Path] = set()  # folders already made: one mkdir per folder, not per file
+    """Write artifacts under `out`; return how many files were written. Raises ValueError for
+    a file that would land outside `out` (an absolute path from a name)."""
+    out.mkdir(parents=True, exist_ok=True)
+    made = {out}  # folders made so far: each made once, parents first, so no mkdir fails
     count = 0
 
     def put(target: Path, text: str) -> None:
         nonlocal count
-        if target.parent not in made:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            made.add(target.parent)
+        missing, folder = [], target.parent
+        while folder not in made:
+            if folder == folder.parent:
+                raise ValueError(f"artifact {target} is not under {out}")
+            missing.append(folder)
+            folder = folder.parent
+        for folder in reversed(missing):
+            folder.mkdir()
+            made.add(folder)
         target.write_text(text)
         count += 1
 
