@@ -8,6 +8,10 @@ One run measures, for seoul-stage, seoul-prod and seoul-prod with 60 and 300 ext
 * the floor for the same resource count (`bench/floor.py`: the Pulumi SDK alone, the same
   mocks, every provider SDK module the program loaded, inputs of the same mean serialized
   size), runs interleaved with the plan's so both see the same machine;
+* the ratio to the floor two ways: best plan over best floor, and the median over the N runs
+  of each plan run over the floor run right after it. The prod target is judged on the median:
+  on a shared VM whose speed jumps by a quarter within a minute, two bests usually come from
+  different moments, and one lucky floor run moves their ratio by 0.2;
 * where the plan's time goes (model, program, policy, writing; `bench/phases.py`);
 * the deploy shape: the longest chain of dependent steps, and what one more worker touches;
 * memory: peak RSS per resource, a straight-line fit, and prod with 1,000 extra workers
@@ -22,9 +26,10 @@ import argparse
 import compileall
 import json
 import platform
+import statistics
 import sys
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench.measure import Run, best, run
@@ -49,6 +54,12 @@ class Variant:
     floor: Run | None = None
     floor_gc: Run | None = None
     document: dict | None = None
+    paired: list[float] = field(default_factory=list)  # each run: plan wall time / the floor's right after
+
+    @property
+    def paired_ratio(self) -> float:
+        """Median over the runs of plan / floor wall time, each pair measured back to back."""
+        return statistics.median(self.paired)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -67,8 +78,9 @@ def main(argv: list[str] | None = None) -> int:
             _phases(v, folder)
             for i in range(args.runs):
                 _progress(f"{v.label}: plan and floor, run {i + 1} of {args.runs}")
-                v.plan = _better(v.plan, best(_plan_argv(v.stack_file, folder), 1))
-                v.floor = _better(v.floor, best(_floor_argv(v), 1))
+                plan, floor = run(_plan_argv(v.stack_file, folder)), run(_floor_argv(v))
+                v.paired.append(plan.wall_s / floor.wall_s)
+                v.plan, v.floor = _better(v.plan, plan), _better(v.floor, floor)
                 v.floor_gc = _better(v.floor_gc, best([*_floor_argv(v), "--gc-default"], 1))
         _progress("prod +1 worker: deploy shape")
         one_more = Variant("prod +1 worker", prod_with_workers(folder, 1))
@@ -150,20 +162,22 @@ def _report(variants: list[Variant], as_shipped: Variant, one_more: Variant, big
     print(f"\nmachine: {platform.node()} · {platform.processor() or platform.machine()} · "
           f"{_cpu_model()} · {_cpus()} CPUs · Python {platform.python_version()} · best of {runs}")
     print(f"\n{'stack':<18} {'resources':>9} {'plan s':>7} {'cpu s':>6} {'floor s':>7} {'cpu s':>6} "
-          f"{'x floor':>7} {'cpu x':>6} {'floor2 s':>8} {'x floor2':>8} {'ms/res':>6} {'vs prod':>7} "
+          f"{'x floor':>7} {'cpu x':>6} {'x pairs':>7} {'floor2 s':>8} {'x floor2':>8} {'ms/res':>6} {'vs prod':>7} "
           f"{'peak MiB':>8} {'KiB/res':>7}")
     per_prod = prod.plan.wall_s / prod.resources
     for v in variants:
         per = v.plan.wall_s / v.resources
         print(f"{v.label:<18} {v.resources:>9} {v.plan.wall_s:>7.2f} {v.plan.cpu_s:>6.2f} {v.floor.wall_s:>7.2f} "
               f"{v.floor.cpu_s:>6.2f} {v.plan.wall_s / v.floor.wall_s:>6.2f}x {v.plan.cpu_s / v.floor.cpu_s:>5.2f}x "
+              f"{v.paired_ratio:>6.2f}x "
               f"{v.floor_gc.wall_s:>8.2f} {v.plan.wall_s / v.floor_gc.wall_s:>7.2f}x "
               f"{per * 1000:>6.2f} {per / per_prod:>6.2f}x {v.plan.peak_mib:>8.0f} "
               f"{v.plan.peak_mib * 1024 / v.resources:>7.0f}")
     print(f"floor: the SDK alone registering as many resources of ~{prod.input_bytes} serialized input bytes, "
           "same engine (collector paused), mocks and provider imports;\nfloor2: the same with Python's default "
           "collector, the SDK as anyone runs it (what issue 16 measured against). Wall times are best of "
-          f"{runs}; load average at the end {_load()}")
+          f"{runs};\nx pairs: the median of the {runs} runs' plan / floor, each pair back to back. "
+          f"Load average at the end {_load()}")
 
     print(f"\nwhere the time goes (s, one run in-process){'':<4} {'model':>6} {'program':>8} {'policy':>7} "
           f"{'writing':>8} {'startup':>8}")
@@ -189,8 +203,10 @@ def _report(variants: list[Variant], as_shipped: Variant, one_more: Variant, big
     a, b = _fit([(v.resources, v.plan.peak_mib) for v in (prod, plus60, plus300)])
     print(f"\nmemory: peak RSS = {a:.0f} MiB + {b * 1024:.0f} KiB per resource (fit over prod, +60, +300)")
     checks = [
-        (f"prod plan within {PLAN_TARGET}x the floor", prod.plan.wall_s / prod.floor.wall_s <= PLAN_TARGET,
-         f"{prod.plan.wall_s / prod.floor.wall_s:.2f}x (CPU {prod.plan.cpu_s / prod.floor.cpu_s:.2f}x; "
+        (f"prod plan within {PLAN_TARGET}x the floor (median of {runs} paired runs)",
+         prod.paired_ratio <= PLAN_TARGET,
+         f"{prod.paired_ratio:.2f}x (pairs {', '.join(f'{r:.2f}' for r in prod.paired)}; best over best "
+         f"{prod.plan.wall_s / prod.floor.wall_s:.2f}x, CPU {prod.plan.cpu_s / prod.floor.cpu_s:.2f}x; "
          f"{prod.plan.wall_s / prod.floor_gc.wall_s:.2f}x floor2)"),
         (f"per-resource cost at +300 workers within {SCALE_TARGET}x prod's",
          (plus300.plan.wall_s / plus300.resources) / per_prod <= SCALE_TARGET,
