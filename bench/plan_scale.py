@@ -9,9 +9,10 @@ One run measures, for seoul-stage, seoul-prod and seoul-prod with 60 and 300 ext
   mocks, every provider SDK module the program loaded, inputs of the same mean serialized
   size), runs interleaved with the plan's so both see the same machine;
 * the ratio to the floor two ways: best plan over best floor, and the median over the N runs
-  of each plan run over the floor run right after it. The prod target is judged on the median:
-  on a shared VM whose speed jumps by a quarter within a minute, two bests usually come from
-  different moments, and one lucky floor run moves their ratio by 0.2;
+  of each plan run over the floor run beside it (every other pair starts with the floor).
+  The prod target is judged on the median: on a shared VM whose speed jumps by a quarter
+  within a minute, two bests usually come from different moments, and one lucky floor run
+  can move their ratio by 0.2;
 * where the plan's time goes (model, program, policy, writing; `bench/phases.py`);
 * the deploy shape: the longest chain of dependent steps, and what one more worker touches;
 * memory: peak RSS per resource, a straight-line fit, and prod with 1,000 extra workers
@@ -54,11 +55,11 @@ class Variant:
     floor: Run | None = None
     floor_gc: Run | None = None
     document: dict | None = None
-    paired: list[float] = field(default_factory=list)  # each run: plan wall time / the floor's right after
+    paired: list[float] = field(default_factory=list)  # each run: plan wall time / the floor's beside it
 
     @property
     def paired_ratio(self) -> float:
-        """Median over the runs of plan / floor wall time, each pair measured back to back."""
+        """Median over the runs of plan / floor wall time, each pair measured back to back (s / s)."""
         return statistics.median(self.paired)
 
 
@@ -78,7 +79,12 @@ def main(argv: list[str] | None = None) -> int:
             _phases(v, folder)
             for i in range(args.runs):
                 _progress(f"{v.label}: plan and floor, run {i + 1} of {args.runs}")
-                plan, floor = run(_plan_argv(v.stack_file, folder)), run(_floor_argv(v))
+                # Every other pair starts with the floor: whatever the plan leaves behind (its
+                # writes still being flushed) slows the run after it on only half the pairs.
+                if i % 2:
+                    floor, plan = run(_floor_argv(v)), run(_plan_argv(v.stack_file, folder))
+                else:
+                    plan, floor = run(_plan_argv(v.stack_file, folder)), run(_floor_argv(v))
                 v.paired.append(plan.wall_s / floor.wall_s)
                 v.plan, v.floor = _better(v.plan, plan), _better(v.floor, floor)
                 v.floor_gc = _better(v.floor_gc, best([*_floor_argv(v), "--gc-default"], 1))
@@ -103,7 +109,8 @@ def main(argv: list[str] | None = None) -> int:
 
 def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench.plan_scale", description=__doc__.split("\n")[0])
-    parser.add_argument("--runs", type=int, default=5, help="runs per variant; the best counts (default 5)")
+    parser.add_argument("--runs", type=int, default=5, help="runs per variant: best of them, and the median "
+                        "of the paired plan/floor ratios (default 5)")
     parser.add_argument("--quick", action="store_true", help="skip prod +1000 workers (its plan and its floor)")
     return parser.parse_args(argv)
 
@@ -176,7 +183,8 @@ def _report(variants: list[Variant], as_shipped: Variant, one_more: Variant, big
     print(f"floor: the SDK alone registering as many resources of ~{prod.input_bytes} serialized input bytes, "
           "same engine (collector paused), mocks and provider imports;\nfloor2: the same with Python's default "
           "collector, the SDK as anyone runs it (what issue 16 measured against). Wall times are best of "
-          f"{runs};\nx pairs: the median of the {runs} runs' plan / floor, each pair back to back. "
+          f"{runs};\nx pairs: the median of the {runs} runs' plan / floor, each pair back to back, "
+          "every other one floor first. "
           f"Load average at the end {_load()}")
 
     print(f"\nwhere the time goes (s, one run in-process){'':<4} {'model':>6} {'program':>8} {'policy':>7} "

@@ -122,17 +122,18 @@ def _integers(value: Any) -> Any:
 
 def write(out: Path, registrations: list[Registration], names_by_address: dict[str, str]) -> int:
     """Write artifacts under `out`; return how many files were written. Raises ValueError for
-    a file that would land outside `out` (an absolute path from a name)."""
+    a file whose path, made from names in the registrations, would leave `out` (an absolute
+    path or a `..`)."""
     out.mkdir(parents=True, exist_ok=True)
-    made = {out}  # folders made so far: each made once, parents first, so no mkdir fails
+    made = {out}  # folders made so far: each made once, parents first
     count = 0
 
     def put(target: Path, text: str) -> None:
         nonlocal count
+        if not target.is_relative_to(out) or ".." in target.relative_to(out).parts:
+            raise ValueError(f"artifact {target} is not under {out}")
         missing, folder = [], target.parent
-        while folder not in made:
-            if folder == folder.parent:
-                raise ValueError(f"artifact {target} is not under {out}")
+        while folder not in made:  # ends at `out`: `target` lies under it
             missing.append(folder)
             folder = folder.parent
         for folder in reversed(missing):

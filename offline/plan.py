@@ -4,15 +4,14 @@
     .venv/bin/python -m offline.plan --stack-file path/Pulumi.x.yaml --out build/x
 
 Writes plan.json, policy.json and artifacts/ into the output folder, byte-identical
-from run to run. A run that ends with status 2 or 3 leaves no output folder behind.
+from run to run. A run that ends with status 2, 3 or 130 leaves no output folder behind.
 """
 
 import gc
 
 # The imports below make a few hundred thousand long-lived objects (the SDKs, pydantic's
-# schemas) and the cyclic collector rescans them as they are made: 0.03-0.05 s of a plan.
-# It is paused for the imports and what they made is frozen, so later passes skip it, as
-# offline/engine.py does for the program run.
+# schemas) and the cyclic collector rescans them as they are made: 0.05 s of a plan. It is
+# paused for the imports (offline/engine.py then freezes what they made for the program run).
 _collecting = gc.isenabled()
 gc.disable()
 
@@ -41,8 +40,7 @@ from offline.wire import plain
 from render import backup
 from render.logging import sizing as logging_sizing
 
-gc.freeze()
-if _collecting:
+if _collecting:  # an import that fails leaves it paused only in a process that cannot plan anyway
     gc.enable()
 
 REPO = Path(__file__).resolve().parent.parent
@@ -55,7 +53,6 @@ EXIT_STATUSES = """exit status:
   3  the plan could not run (a bug: the traceback is printed); nothing is written
 130  interrupted (Ctrl-C); nothing is written
 With 2, 3 or 130 the output folder of an earlier run is removed, so no stale plan is left."""
-# The files a plan folder holds: the only folder `--out` may replace.
 # What a plan folder may hold: the plan's own files, and what `make plan`/`make diff` add to it
 # (review/: report.html, diff.json, summary.md).
 PLAN_FILES = {"plan.json", "policy.json", "artifacts", "report.html", "diff.json", "summary.md"}
@@ -109,21 +106,24 @@ def main(argv: list[str] | None = None) -> int:
         _discard(out)
         return EXIT_CONFIG
 
-    removing = _remove_earlier(out)
+    removing: subprocess.Popen[bytes] | None = None
+    earlier = out.exists()
     try:
+        removing = _remove_earlier(out)
         return _plan(stack, cfg, out, verbose=args.verbose)
     except Exception:
         traceback.print_exc()
         print("error: the plan could not run (a bug, not a config problem)", file=sys.stderr)
-        _discard(out, earlier=removing is not None)
+        _discard(out, earlier=earlier)
         return EXIT_FAILED
     except KeyboardInterrupt:
         print("\ninterrupted", file=sys.stderr)
-        _discard(out, earlier=removing is not None)
+        _discard(out, earlier=earlier)
         return EXIT_INTERRUPTED
     finally:
-        if removing is not None:
-            removing.wait()
+        if removing is not None and removing.wait() != 0:
+            print(f"warning: could not delete the earlier plan moved aside beside {_show(out)}/ "
+                  f"(rm exited {removing.returncode}): remove the .{out.name}.earlier.* folder", file=sys.stderr)
 
 
 def _plan(stack: StackFile, cfg: StackConfig, out: Path, verbose: bool) -> int:
@@ -207,16 +207,21 @@ def _remove_earlier(out: Path) -> subprocess.Popen[bytes] | None:
     """Move the plan an earlier run left in `out` aside and start deleting it in a child
     process (`rm -rf`; the caller waits for it before exiting); None when there is none.
 
-    Deleting its hundreds of files and folders took 0.06-0.34 s of a seoul-prod plan on the
-    bench machine (`make bench` writes every run into the same folder); `rm` does it on the
-    other core while the program runs, in its own session so a Ctrl-C does not stop it halfway.
+    Deleting its hundreds of files and folders took 0.06-0.34 s at the end of a seoul-prod
+    re-plan on the bench machine; `rm` does it while the program runs (on another core where
+    there is one), in its own session so a Ctrl-C does not stop it halfway. Where `rm` cannot
+    be started, the folder is deleted here and now. Raises OSError when `out` cannot be moved.
     """
     if not out.exists():
         return None
     aside = Path(tempfile.mkdtemp(prefix=f".{out.name}.earlier.", dir=out.parent))
     out.rename(aside / out.name)
-    return subprocess.Popen(["rm", "-rf", "--", str(aside)], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                            start_new_session=True)
+    try:
+        return subprocess.Popen(["rm", "-rf", "--", str(aside)], stdin=subprocess.DEVNULL,
+                                stdout=subprocess.DEVNULL, start_new_session=True)
+    except OSError:
+        shutil.rmtree(aside)
+        return None
 
 
 def _write(out: Path, plan: dict[str, Any], violations: list[dict[str, Any]],

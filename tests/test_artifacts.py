@@ -1,5 +1,6 @@
 """Artifacts are read back from registrations: Kubernetes objects land as YAML by namespace."""
 
+import pytest
 import yaml
 
 from offline import artifacts
@@ -23,3 +24,12 @@ def test_kubernetes_objects_are_written_by_namespace_and_kind(tmp_path):
     assert artifacts.write(tmp_path, regs, {}) == 2
     assert yaml.safe_load((tmp_path / "k8s/apps/Deployment-shop-api.yaml").read_text()) == deployment
     assert yaml.safe_load((tmp_path / "k8s/_cluster/Namespace-apps.yaml").read_text()) == namespace
+
+
+@pytest.mark.parametrize("namespace", ["../../escaped", "/tmp/escaped"])
+def test_an_artifact_path_that_would_leave_the_folder_is_refused(tmp_path, namespace):
+    config_map = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "x", "namespace": namespace}}
+    out = tmp_path / "artifacts"
+    with pytest.raises(ValueError, match="is not under"):
+        artifacts.write(out, [registration("kubernetes:core/v1:ConfigMap", "x", config_map)], {})
+    assert [p.name for p in tmp_path.iterdir()] == ["artifacts"] and not any(out.iterdir())

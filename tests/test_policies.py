@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import pytest
 
 from offline.policy import analyze
+from policies.hosts import secret_findings
 from policies.pack import POLICIES
 from policies.shapes import FilePut, command_env, parse_file_put, parse_script_env
 from render.files import FileSet, HostFile, ScriptRun, file_set_script
@@ -686,3 +687,31 @@ def test_command_env_readers(command: str, script_env: dict | None, any_env: dic
 ])
 def test_file_put_reader(command: str, put: FilePut | None) -> None:
     assert parse_file_put(command) == put
+
+
+# A token counts only where a word starts: the patterns check that boundary in a lookbehind after
+# their literal (policies/hosts.py), so a word character right before must still hide the match.
+_JWT = "eyJhbGciOiJIUzI1.eyJzdWIiOiIxMjM0.c2lnbmF0dXJl"
+_GITHUB = "ghp_" + "a1B2" * 9
+
+
+@pytest.mark.parametrize(
+    ("text", "found"),
+    [
+        ("AKIAIOSFODNN7EXAMPLE", "an AWS access key id"),
+        ("export K=ASIAIOSFODNN7EXAMPLE", "an AWS access key id"),
+        ("_AKIAIOSFODNN7EXAMPLE", None),
+        ("\u00e9AKIAIOSFODNN7EXAMPLE", None),  # a non-ASCII letter is a word character too
+        ("kubeadm join 10.0.1.10:6443 abcdef.0123456789abcdef", "a kubeadm bootstrap token"),
+        ("xabcdef.0123456789abcdef", None),
+        ("abcdef.0123456789abcdefx", None),
+        (_GITHUB, "a GitHub token"),
+        ("x" + _GITHUB, None),
+        ("curl -H 'Authorization: Bearer xoxb-1234567890ab'", "a Slack token"),
+        ("axoxb-1234567890ab", None),
+        (_JWT, "a JSON web token"),
+        ("a" + _JWT, None),
+    ],
+)
+def test_secret_tokens_start_at_a_word_boundary(text: str, found: str | None) -> None:
+    assert secret_findings(text) == ([found] if found else [])
