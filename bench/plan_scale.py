@@ -20,7 +20,8 @@ One run measures, for seoul-stage, seoul-prod and seoul-prod with 60 and 300 ext
 
 Before measuring it compiles the repository's modules to bytecode, as the SDKs are.
 Then it checks the targets of issue 16 and exits 1 if one fails. Ratios are measured in
-this one run, so they hold on any machine; absolute times depend on it (and on its load).
+this one run, so they compare like with like on any machine; absolute times depend on it,
+and on these shared VMs the ratios too move from run to run (README: Plan speed).
 """
 
 import argparse
