@@ -126,16 +126,20 @@ class Vip:
                 if r.get("pxname") == "apiserver" and r["svname"] not in ("FRONTEND", "BACKEND")}
 
     @staticmethod
-    def wait(check, seconds: float, message: str) -> float:
-        """Poll `check()` every POLL s for at most `seconds`; the time it took, or DrillError."""
-        t0 = time.monotonic()
-        for _ in range(int(seconds / POLL) + 1):
+    def wait(check, seconds: float, message: str, since: float | None = None) -> float:
+        """Poll `check()` every POLL s until `seconds` after `since` (a time.time(); default: now).
+
+        Returns the seconds from `since` until `check()` held, or raises DrillError. Steps pass
+        the moment they caused the fault as `since`, so the time the fault itself took (killing
+        and reaping a process) is part of what is measured.
+        """
+        start = time.time() if since is None else since
+        while True:
             if check():
-                return time.monotonic() - t0
-            if time.monotonic() - t0 > seconds:
-                break
+                return time.time() - start
+            if time.time() - start > seconds:
+                raise DrillError(message)
             time.sleep(POLL)
-        raise DrillError(message)
 
 
 def _bind_of(cfg: str, frontend: str) -> str:
@@ -229,7 +233,7 @@ def run(vip: Vip, report: Report, settle: float = 3.0) -> None:
         vip.kill_backend(victim)
         bound = vip.haproxy.refused_detection_bound
         detect = vip.wait(lambda: vip.server_states(first).get(victim) == "DOWN", bound + 5,
-                          f"HAProxy on {first} never marked {victim} DOWN")
+                          f"HAProxy on {first} never marked {victim} DOWN", since=t_kill)
         t_down = t_kill + detect
         time.sleep(settle)
         before = stream.between(t_kill, t_down)
@@ -252,9 +256,14 @@ def run(vip: Vip, report: Report, settle: float = 3.0) -> None:
         others = [p for p in vip.planes if p != first]
         expect = max(others, key=lambda p: vip.vrrp[p].priority)
         bound = vip.vrrp[expect].master_down_interval
+        # systemctl stop returns only once Keepalived has exited (~1 s after it gave the VIP
+        # up): watch the VIP while it runs, or the move would be timed from its return
         t_stop = time.time()
-        lab.run(first, ["systemctl", "stop", "keepalived"])
-        moved = vip.wait(lambda: vip.holders() == [expect], bound + 5, f"the VIP did not move to {expect}")
+        stopping = lab.spawn(first, ["systemctl", "stop", "keepalived"], "/var/log/drill-stop.out")
+        moved = vip.wait(lambda: vip.holders() == [expect], bound + 5, f"the VIP did not move to {expect}",
+                         since=t_stop)
+        if stopping.wait(timeout=30) != 0:
+            raise DrillError(f"{first}: systemctl stop keepalived exited {stopping.returncode}")
         time.sleep(settle)
         recs = stream.between(t_stop - CLIENT_TIMEOUT, time.time())
         resume = _resume(recs, t_stop, t_stop + moved)
@@ -269,7 +278,8 @@ def run(vip: Vip, report: Report, settle: float = 3.0) -> None:
                         moved <= bound + TOLERANCE and resume is not None and resume <= resume_bound + TOLERANCE
                         and not late, round(moved, 2), bound,
                         details={"vip_move_s": round(moved, 3), "resume_s": resume and round(resume, 3),
-                                 "resume_bound_s": round(resume_bound, 3), "failed": len(_failures(recs))}))
+                                 "resume_bound_s": round(resume_bound, 3), "failed": len(_failures(recs)),
+                                 "failure_kinds": sorted({r["error"].split(":")[0] for r in _failures(recs)})}))
 
         # 2.4 cut every link of the new holder (a dead host: no goodbye from Keepalived)
         dead = expect
@@ -278,10 +288,11 @@ def run(vip: Vip, report: Report, settle: float = 3.0) -> None:
         bound = vip.vrrp[expect].master_down_interval
         t_cut = time.time()
         lab.cut_links(dead)
-        moved = vip.wait(lambda: vip.holders() == [expect], bound + 5, f"the VIP did not move to {expect}")
+        moved = vip.wait(lambda: vip.holders() == [expect], bound + 5, f"the VIP did not move to {expect}",
+                         since=t_cut)
         limit = vip.haproxy.silent_detection_bound + 5
-        detect = moved + vip.wait(lambda: vip.server_states(expect).get(dead) == "DOWN", limit,
-                                  f"HAProxy on {expect} never marked {dead} DOWN")
+        detect = vip.wait(lambda: vip.server_states(expect).get(dead) == "DOWN", limit,
+                          f"HAProxy on {expect} never marked {dead} DOWN", since=t_cut)
         time.sleep(settle)
         recs = stream.between(t_cut - CLIENT_TIMEOUT, time.time())
         resume = _resume(recs, t_cut, t_cut + moved)

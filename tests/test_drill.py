@@ -5,13 +5,14 @@ import json
 import os
 import subprocess
 import sys
+import time
 
 import pytest
 
 from drill import timers
 from drill.__main__ import missing_tools, preflight
-from drill.setup import env_file, file_mode, unit_exec
-from drill.vip import maxconn_override
+from drill.setup import DrillError, env_file, file_mode, unit_exec
+from drill.vip import Vip, maxconn_override
 from tests.tools import REPO, in_ci, require_tool, unavailable
 
 HAPROXY_CFG = """
@@ -31,6 +32,16 @@ def test_haproxy_timers_follow_the_server_line_and_defaults():
     assert t.check_connect_timeout == 3  # min(timeout connect, inter), HAProxy's rule for checks
     assert t.refused_detection_bound == 9
     assert t.silent_detection_bound == 18
+
+
+def test_wait_times_from_the_fault_not_from_when_polling_began():
+    """A fault that takes time itself (systemctl stop waits for Keepalived to exit) counts:
+    the drill once timed the VIP move from the stop's return and saw 0.01 s for ~0.5 s."""
+    fault = time.time() - 1.5
+    assert Vip.wait(lambda: True, 5, "never", since=fault) >= 1.5
+    assert Vip.wait(lambda: True, 5, "never") < 1.0
+    with pytest.raises(DrillError, match="never held"):
+        Vip.wait(lambda: False, 1.0, "never held", since=fault)  # its deadline is past already
 
 
 def test_haproxy_timers_use_haproxy_defaults_and_units():
