@@ -5,10 +5,14 @@ Preview semantics: a resource being created has no ID yet and its outputs are on
 its inputs, so anything a provider would compute stays unknown, as in `pulumi preview`.
 """
 
+import asyncio
 import gc
 import logging
 import runpy
-from collections.abc import Callable
+import signal
+import threading
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pulumi
@@ -159,10 +163,51 @@ def run_program(
         outputs.CopyFrom(await rpc.serialize_properties(dict(root.outputs), {}))
 
     try:
-        _sync_await(run_pulumi_func(main))
+        with _interruptible(_ensure_event_loop()) as interrupted:
+            _sync_await(_until_interrupted(run_pulumi_func(main), interrupted))
     finally:
         if pause_gc:
             gc.freeze()
         if gc_was_enabled:
             gc.enable()
     return monitor.registrations, outputs
+
+
+@contextmanager
+def _interruptible(loop: asyncio.AbstractEventLoop) -> Iterator[asyncio.Future]:
+    """A future that Ctrl-C (SIGINT) completes, besides raising KeyboardInterrupt as usual.
+
+    KeyboardInterrupt alone cannot be relied on inside the SDK: `run_pulumi_func` catches
+    BaseException and waits for every outstanding RPC before re-raising it, and a resource
+    interrupted halfway through its constructor leaves RPCs that never finish (the run hung
+    until a second Ctrl-C); a few SDK helpers swallow BaseException outright. The handler is
+    only installed over Python's default one, in the main thread: a SIGINT that the caller
+    ignores (a shell's background job) stays ignored.
+    """
+    interrupted = loop.create_future()
+    installed = (threading.current_thread() is threading.main_thread()
+                 and signal.getsignal(signal.SIGINT) is signal.default_int_handler)
+
+    def on_sigint(signum: int, frame: object) -> None:
+        loop.call_soon_threadsafe(lambda: interrupted.done() or interrupted.set_result(None))
+        raise KeyboardInterrupt
+
+    if installed:
+        signal.signal(signal.SIGINT, on_sigint)
+    try:
+        yield interrupted
+    finally:
+        if installed:
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+        interrupted.cancel()
+
+
+async def _until_interrupted(run: Awaitable[None], interrupted: asyncio.Future) -> None:
+    """Await `run`; raise KeyboardInterrupt as soon as `interrupted` completes, leaving `run`
+    cancelled (the process is about to exit, or to plan afresh with a new root resource)."""
+    task = asyncio.ensure_future(run)
+    await asyncio.wait({task, interrupted}, return_when=asyncio.FIRST_COMPLETED)
+    if not task.done():
+        task.cancel()
+        raise KeyboardInterrupt
+    task.result()

@@ -15,13 +15,31 @@ import gc
 _collecting = gc.isenabled()
 gc.disable()
 
+import signal
+import threading
+
+# A Ctrl-C during these imports (about half a second) is held until main() runs: it then
+# ends the run as any interrupt does (status 130, the earlier plan removed), with no traceback
+# from the middle of an import. Only over Python's own handler, so an ignored SIGINT stays so.
+_interrupted_at_import = False
+
+
+def _hold_sigint(signum: int, frame: object) -> None:
+    global _interrupted_at_import
+    _interrupted_at_import = True
+
+
+_holding = (threading.current_thread() is threading.main_thread()
+            and signal.getsignal(signal.SIGINT) is signal.default_int_handler)
+if _holding:
+    signal.signal(signal.SIGINT, _hold_sigint)
+
 import argparse
 import json
 import shutil
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import traceback
 from collections import Counter
@@ -42,6 +60,8 @@ from render.logging import sizing as logging_sizing
 
 if _collecting:  # an import that fails leaves it paused only in a process that cannot plan anyway
     gc.enable()
+if _holding:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 REPO = Path(__file__).resolve().parent.parent
 EXIT_OK, EXIT_POLICY, EXIT_CONFIG, EXIT_FAILED, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
@@ -85,15 +105,19 @@ class Progress:
 
 
 def main(argv: list[str] | None = None) -> int:
+    global _interrupted_at_import
     args = _parse(argv)
     path: Path = args.stack_file or REPO / f"Pulumi.{args.stack}.yaml"
     out: Path | None = args.out
     if out is not None and out.exists() and not _is_plan_folder(out):
-        print(f"error: --out {_show(out)} holds more than a plan ({', '.join(sorted(PLAN_FILES))}) and would be "
-              "replaced: choose another folder", file=sys.stderr)
+        print(f"error: --out {_show(out)} is not a plan folder ({_foreign(out)}) and would be replaced: "
+              "choose another folder", file=sys.stderr)
         return EXIT_CONFIG
     try:
         out = out or REPO / "build" / stack_name(path)
+        if _interrupted_at_import:
+            _interrupted_at_import = False
+            raise KeyboardInterrupt
         if args.stack and not path.exists():
             raise StackFileError(path, [f"no such stack file; stacks here: {', '.join(existing_stacks()) or 'none'}"])
         stack = read_stack_file(path)
@@ -105,6 +129,10 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  {line}", file=sys.stderr)
         _discard(out)
         return EXIT_CONFIG
+    except KeyboardInterrupt:
+        print("\ninterrupted", file=sys.stderr)
+        _discard(out)
+        return EXIT_INTERRUPTED
 
     removing: subprocess.Popen[bytes] | None = None
     earlier = out.exists()
@@ -190,7 +218,21 @@ def _n(count: int, noun: str) -> str:
 
 def _is_plan_folder(out: Path) -> bool:
     # Only such a folder is ever replaced or removed: `--out .` must not delete a checkout.
-    return out.is_dir() and {p.name for p in out.iterdir()} <= PLAN_FILES
+    return not _foreign(out)
+
+
+def _foreign(out: Path) -> str:
+    """Why `out` is not a folder a plan may replace ("" when it is one): a plan folder is
+    empty, or holds plan.json and nothing but PLAN_FILES (every plan is written whole)."""
+    if not out.is_dir():
+        return "not a folder"
+    names = sorted(p.name for p in out.iterdir())
+    others = [n for n in names if n not in PLAN_FILES]
+    if others:
+        return "it holds " + _listing(others, limit=3)
+    if names and "plan.json" not in names:
+        return "it has no plan.json"
+    return ""
 
 
 def _discard(out: Path | None, earlier: bool = False) -> None:

@@ -242,11 +242,57 @@ def test_a_crashing_plan_exits_3_and_leaves_nothing(capsys, monkeypatch, tmp_pat
     assert not list(tmp_path.glob(".out.*")), "a half-written folder was left"
 
 
-def test_out_that_holds_more_than_a_plan_is_never_removed(capsys, tmp_path):
-    (tmp_path / "notes.txt").write_text("mine\n")
+# A Ctrl-C sent by the process to itself at a chosen point, so the test does not race the clock:
+# half way through the 50th resource's registration (where the SDK used to wait forever for the
+# RPCs the interrupted constructor had started), or while offline.plan imports the SDKs.
+CTRL_C_IN_A_CONSTRUCTOR = """
+import os, signal, sys
+import pulumi.runtime.resource as sdk
+stack_trace, calls = sdk._get_stack_trace, []
+def interrupting():
+    calls.append(1)
+    if len(calls) == 50:
+        os.kill(os.getpid(), signal.SIGINT)
+    return stack_trace()
+sdk._get_stack_trace = interrupting
+from offline.plan import main
+sys.exit(main(sys.argv[1:]))
+"""
+CTRL_C_DURING_IMPORTS = """
+import importlib.abc, os, signal, sys
+class Interrupt(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path, target=None):
+        if name == "render.backup":  # among offline.plan's last imports
+            os.kill(os.getpid(), signal.SIGINT)
+sys.meta_path.insert(0, Interrupt())
+from offline.plan import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+@pytest.mark.parametrize("where", [CTRL_C_IN_A_CONSTRUCTOR, CTRL_C_DURING_IMPORTS], ids=["constructor", "imports"])
+def test_ctrl_c_ends_the_run_with_130_and_no_stale_plan(tmp_path, where):
+    out = tmp_path / "out"
+    (out / "artifacts").mkdir(parents=True)
+    (out / "plan.json").write_text("{}\n")
+    proc = subprocess.run([sys.executable, "-c", where, "--stack", "seoul-stage", "--out", str(out)], cwd=REPO,
+                          capture_output=True, text=True, timeout=120)  # the SDK's wait hung until killed
+    assert proc.returncode == 130, proc.stderr
+    assert proc.stderr.endswith("\ninterrupted\nremoved the earlier plan in " + str(out) + "/ (it would be stale)\n")
+    assert "Traceback" not in proc.stderr and proc.stdout.count("Previewing") <= 1
+    assert [p.name for p in tmp_path.iterdir()] == []
+
+
+@pytest.mark.parametrize(("mine", "reason"), [
+    ("notes.txt", "it holds notes.txt"),
+    ("artifacts/thesis.txt", "it has no plan.json"),  # a plan's names, but not a plan: every plan has plan.json
+])
+def test_out_that_is_not_a_plan_folder_is_never_removed(capsys, tmp_path, mine, reason):
+    (tmp_path / mine).parent.mkdir(parents=True, exist_ok=True)
+    (tmp_path / mine).write_text("mine\n")
     code, output = plan_in_process(capsys, REPO / "Pulumi.seoul-stage.yaml", tmp_path)
-    assert code == 2 and "holds more than a plan" in output
-    assert (tmp_path / "notes.txt").read_text() == "mine\n"
+    assert code == 2 and f"is not a plan folder ({reason}) and would be replaced" in output, output
+    assert (tmp_path / mine).read_text() == "mine\n"
 
 
 # --- 11. progress on stderr, only on a terminal ----------------------------------------------------
