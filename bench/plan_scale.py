@@ -192,10 +192,11 @@ def _report(variants: list[Variant], as_shipped: Variant, one_more: Variant, big
           f"{'writing':>8} {'startup':>8}")
     for v in variants:
         p = v.phases
-        inside = sum(p.values())
+        startup = v.plan.wall_s - sum(p.values())
         print(f"{v.label:<47} {p['model']:>6.2f} {p['program']:>8.2f} {p['policy'] + p['between']:>7.2f} "
-              f"{p['writing']:>8.2f} {max(0.0, v.plan.wall_s - inside):>8.2f}")
-    print("(startup: interpreter and imports, the best whole-process time minus the phases)")
+              f"{p['writing']:>8.2f} {f'{startup:.2f}' if startup >= 0 else 'n/a':>8}")
+    print("(startup: interpreter and imports, the best whole-process time minus the phases; n/a where the\n"
+          " in-process run alone took longer than the best whole process: the machine's speed varies)")
 
     chain_prod, chain_60 = chain_length(prod.document), chain_length(plus60.document)
     worker = extra_worker(0)["name"]

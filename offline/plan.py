@@ -68,8 +68,9 @@ EXIT_OK, EXIT_POLICY, EXIT_CONFIG, EXIT_FAILED, EXIT_INTERRUPTED = 0, 1, 2, 3, 1
 EXIT_STATUSES = """exit status:
   0  planned; no mandatory policy violation
   1  planned, with a mandatory policy violation (see policy.json)
-  2  the stack file cannot be read or its config is invalid (each line names the key
-     path; secret values are never shown); nothing is written
+  2  the stack file cannot be read or its config is invalid (each line names the file,
+     or the key path and value; secret values are never shown), or the output folder
+     is not a plan folder; nothing is written
   3  the plan could not run (a bug: the traceback is printed); nothing is written
 130  interrupted (Ctrl-C); nothing is written
 With 2, 3 or 130 the output folder of an earlier run is removed, so no stale plan is left."""
@@ -109,12 +110,14 @@ def main(argv: list[str] | None = None) -> int:
     args = _parse(argv)
     path: Path = args.stack_file or REPO / f"Pulumi.{args.stack}.yaml"
     out: Path | None = args.out
-    if out is not None and out.exists() and not _is_plan_folder(out):
-        print(f"error: --out {_show(out)} is not a plan folder ({_foreign(out)}) and would be replaced: "
-              "choose another folder", file=sys.stderr)
-        return EXIT_CONFIG
     try:
         out = out or REPO / "build" / stack_name(path)
+        if out.exists() and not _is_plan_folder(out):  # the default folder too: nothing of yours is deleted
+            print(f"error: {'--out ' if args.out else ''}{_show(out)} is not a plan folder ({_foreign(out)}), "
+                  "and a plan replaces its folder whole: "
+                  + ("choose another folder" if args.out else "move what you keep there, or plan with --out"),
+                  file=sys.stderr)
+            return EXIT_CONFIG
         if _interrupted_at_import:
             _interrupted_at_import = False
             raise KeyboardInterrupt
@@ -190,12 +193,15 @@ def _plan(stack: StackFile, cfg: StackConfig, out: Path, verbose: bool) -> int:
 
 
 def _parse(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m offline.plan", description=__doc__.split("\n")[0],
+    # `seoul-plan` (the console script) or `python -m offline.plan`: the same program
+    prog = "seoul-plan" if Path(sys.argv[0]).name == "seoul-plan" else "python -m offline.plan"
+    parser = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n")[0],
                                      epilog=EXIT_STATUSES, formatter_class=argparse.RawDescriptionHelpFormatter)
     which = parser.add_mutually_exclusive_group(required=True)
     which.add_argument("--stack", help="stack name: reads Pulumi.<stack>.yaml beside Pulumi.yaml")
     which.add_argument("--stack-file", type=Path, help="any Pulumi.<stack>.yaml file")
-    parser.add_argument("--out", type=Path, help="output folder (default build/<stack>), replaced on every run")
+    parser.add_argument("--out", type=Path, help="output folder (default build/<stack>), replaced whole on every run; "
+                        "refused unless empty or a plan folder (plan.json and the plan's files)")
     parser.add_argument("--verbose", action="store_true", help="list every resource, not only components")
     return parser.parse_args(argv)
 

@@ -7,6 +7,7 @@ whole plans run as `make plan` runs them, in a child process.
 import json
 import os
 import pty
+import shutil
 import subprocess
 import sys
 import threading
@@ -291,8 +292,24 @@ def test_out_that_is_not_a_plan_folder_is_never_removed(capsys, tmp_path, mine, 
     (tmp_path / mine).parent.mkdir(parents=True, exist_ok=True)
     (tmp_path / mine).write_text("mine\n")
     code, output = plan_in_process(capsys, REPO / "Pulumi.seoul-stage.yaml", tmp_path)
-    assert code == 2 and f"is not a plan folder ({reason}) and would be replaced" in output, output
+    assert code == 2 and f"--out {tmp_path} is not a plan folder ({reason}), and a plan replaces" in output, output
     assert (tmp_path / mine).read_text() == "mine\n"
+
+
+def test_the_default_output_folder_is_never_removed_either(capsys, tmp_path):
+    stack_file = write_text(tmp_path / f"Pulumi.front-door-{tmp_path.name}.yaml", STAGE)
+    default = REPO / "build" / stack_file.name.removeprefix("Pulumi.").removesuffix(".yaml")
+    (default / "artifacts").mkdir(parents=True)
+    try:
+        (default / "plan.json").write_text("{}\n")
+        (default / "notes.txt").write_text("mine\n")
+        code = plan.main(["--stack-file", str(stack_file)])
+        output = capsys.readouterr().err
+        assert code == 2 and "is not a plan folder (it holds notes.txt)" in output, output
+        assert "move what you keep there, or plan with --out" in output
+        assert (default / "notes.txt").read_text() == "mine\n" and (default / "plan.json").exists()
+    finally:
+        shutil.rmtree(default)
 
 
 # --- 11. progress on stderr, only on a terminal ----------------------------------------------------
